@@ -1,0 +1,1 @@
+"""namegen HTTP service."""

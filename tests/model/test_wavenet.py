@@ -1,0 +1,153 @@
+"""The conv WaveNet against an independently written tree (the lecture's form)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from model import IGNORE_INDEX, WaveNet, WaveNetConfig
+
+
+# -- the lecture's layers, written independently ---------------------------------------
+class TreeLinear:
+    def __init__(self, weight: Tensor) -> None:
+        self.weight = weight  # (fan_in, fan_out)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x @ self.weight
+
+
+class TreeBatchNormEval:
+    def __init__(self, gamma: Tensor, beta: Tensor, mean: Tensor, var: Tensor, eps: float):
+        self.gamma, self.beta, self.mean, self.var, self.eps = gamma, beta, mean, var, eps
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.gamma * (x - self.mean) / torch.sqrt(self.var + self.eps) + self.beta
+
+
+class FlattenConsecutive:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __call__(self, x: Tensor) -> Tensor:
+        B, T, C = x.shape
+        x = x.reshape(B, T // self.n, C * self.n)
+        return x.squeeze(1) if x.shape[1] == 1 else x
+
+
+def tree_logits(model: WaveNet, windows: Tensor) -> Tensor:
+    """Lecture-style forward of (N, block_size) windows with `model`'s weights."""
+    cfg = model.config
+    x = model.wte.weight[windows]  # (N, block, C)
+    for k, level in zip(cfg.kernel_sizes, model.levels, strict=True):
+        x = FlattenConsecutive(k)(x)
+        x = TreeLinear(level.conv.proj.weight.T)(x)
+        bn = level.bn
+        x = TreeBatchNormEval(bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)(x)
+        x = torch.tanh(x)
+    return x @ model.lm_head.weight.T + model.lm_head.bias
+
+
+def randomized(config: WaveNetConfig, seed: int = 0) -> WaveNet:
+    torch.manual_seed(seed)
+    model = WaveNet(config)
+    with torch.no_grad():  # make BatchNorm non-trivial so the test can catch its misuse
+        for level in model.levels:
+            level.bn.weight.uniform_(0.5, 1.5)
+            level.bn.bias.normal_()
+            level.bn.running_mean.normal_()
+            level.bn.running_var.uniform_(0.5, 2.0)
+        model.lm_head.weight.normal_()
+    return model.eval()
+
+
+@pytest.mark.parametrize("kernels", [(2, 2, 2), (8,), (3,), (2, 2, 2, 2), (4, 2)])
+def test_every_position_equals_the_tree_on_its_window(kernels: tuple[int, ...]) -> None:
+    model = randomized(WaveNetConfig(vocab_size=27, n_embd=10, n_hidden=16, kernel_sizes=kernels))
+    block = model.config.receptive_field
+    torch.manual_seed(1)
+    names = torch.randint(1, 27, (5, 12))
+    idx = torch.cat([torch.zeros(5, 1, dtype=torch.long), names], dim=1)  # (B, T) '.' first
+    with torch.no_grad():
+        logits, _ = model(idx)  # (B, T, V)
+        padded = torch.cat([torch.zeros(5, block - 1, dtype=torch.long), idx], dim=1)
+        for t in range(idx.shape[1]):
+            windows = padded[:, t : t + block]  # the block characters ending at t
+            torch.testing.assert_close(logits[:, t], tree_logits(model, windows))
+
+
+def test_lecture_configuration_has_the_lecture_parameter_count() -> None:
+    assert WaveNet(WaveNetConfig(n_embd=24, n_hidden=128)).num_params() == 76_579
+    assert WaveNetConfig(kernel_sizes=(2, 2, 2)).dilations == (1, 2, 4)
+    assert WaveNetConfig(kernel_sizes=(2, 2, 2)).receptive_field == 8
+
+
+def test_initial_loss_is_near_uniform() -> None:
+    torch.manual_seed(0)
+    model = WaveNet(WaveNetConfig())
+    idx = torch.randint(0, 27, (32, 10))
+    _, loss = model(idx, torch.randint(0, 27, (32, 10)))
+    assert loss is not None and abs(loss.item() - torch.log(torch.tensor(27.0)).item()) < 0.1
+
+
+def test_padding_does_not_bias_batchnorm_or_loss() -> None:
+    """Training mode: extra padding with junk tokens changes nothing at real positions."""
+    torch.manual_seed(0)
+    idx = torch.randint(1, 27, (4, 8))
+    idx[:, 0] = 0
+    targets = torch.randint(0, 27, (4, 8))
+    targets[0, 5:] = IGNORE_INDEX  # one shorter name inside the batch
+    junk_idx = torch.cat([idx, torch.randint(0, 27, (4, 6))], dim=1)
+    junk_targets = torch.cat([targets, torch.full((4, 6), IGNORE_INDEX)], dim=1)
+
+    results = []
+    for x, y in ((idx, targets), (junk_idx, junk_targets)):
+        torch.manual_seed(0)
+        model = WaveNet(WaveNetConfig()).train()
+        logits, loss = model(x, y)
+        assert loss is not None
+        loss.backward()
+        results.append((logits[:, :8], loss, model))
+    (l1, loss1, m1), (l2, loss2, m2) = results
+    torch.testing.assert_close(l1, l2)
+    torch.testing.assert_close(loss1, loss2)
+    for b1, b2 in zip(m1.buffers(), m2.buffers(), strict=True):
+        torch.testing.assert_close(b1, b2)
+    for p1, p2 in zip(m1.parameters(), m2.parameters(), strict=True):
+        torch.testing.assert_close(p1.grad, p2.grad)
+
+
+def test_eval_mode_same_logits_alone_or_in_a_batch() -> None:
+    model = randomized(WaveNetConfig())
+    torch.manual_seed(3)
+    batch = torch.randint(1, 27, (16, 11))
+    batch[:, 0] = 0
+    with torch.no_grad():
+        together, _ = model(batch)
+        for i in range(16):
+            n = 3 + i % 8  # each name alone, trimmed to its own length
+            alone, _ = model(batch[i : i + 1, :n])
+            torch.testing.assert_close(alone[0], together[i, :n], rtol=1e-5, atol=1e-5)
+
+
+def test_train_mode_uses_batch_statistics_and_updates_running_ones() -> None:
+    torch.manual_seed(0)
+    model = WaveNet(WaveNetConfig()).train()
+    before = model.levels[0].bn.running_mean.clone()
+    idx = torch.randint(0, 27, (8, 9))
+    model(idx, torch.randint(0, 27, (8, 9)))
+    assert not torch.equal(before, model.levels[0].bn.running_mean)
+    model.eval()
+    frozen = model.levels[0].bn.running_mean.clone()
+    model(idx)
+    assert torch.equal(frozen, model.levels[0].bn.running_mean)
+
+
+def test_config_round_trip_and_validation() -> None:
+    cfg = WaveNetConfig(n_embd=8, kernel_sizes=(3, 2))
+    assert WaveNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError):
+        WaveNetConfig(kernel_sizes=())
+    with pytest.raises(ValueError):
+        WaveNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})

@@ -1,0 +1,33 @@
+import random
+from pathlib import Path
+
+import torch
+
+from model import IGNORE_INDEX, Vocab
+from training.corpus import load_corpus
+from training.data import EncodedNames, split_names
+
+
+def test_lecture_split_sizes_and_determinism(names_txt: Path) -> None:
+    names = load_corpus(names_txt, keep_duplicates=True).names
+    assert len(names) == 32_033
+    train, val, test = split_names(names)
+    assert (len(train), len(val), len(test)) == (25_626, 3_203, 3_204)
+    assert split_names(names) == (train, val, test)
+    # exactly the lecture's code: random.seed(42); random.shuffle(words)
+    words = list(names)
+    random.seed(42)
+    random.shuffle(words)
+    assert train == words[:25_626] and val == words[25_626:28_829] and test == words[28_829:]
+    assert split_names(names, seed=7)[0] != train
+
+
+def test_encoding_and_batches() -> None:
+    vocab = Vocab.from_names(["ab", "abc"])
+    data = EncodedNames.build(["ab", "c", "abca"], vocab)
+    a, b = vocab.stoi["a"], vocab.stoi["b"]
+    assert data.x[0].tolist() == [0, a, b, 0, 0]
+    assert data.y[0].tolist() == [a, b, 0, IGNORE_INDEX, IGNORE_INDEX]
+    assert data.num_targets == 3 + 2 + 5
+    x, y = data.batch(torch.tensor([0, 1]))
+    assert x.shape == y.shape == (2, 3)  # trimmed to the longest in the batch

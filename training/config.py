@@ -1,0 +1,92 @@
+"""Everything a training run depends on, in one dataclass that is saved with the checkpoint."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from model import WaveNetConfig
+
+Optimizer = Literal["adamw", "sgd"]
+Schedule = Literal["cosine", "step", "constant"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+@dataclass
+class TrainConfig:
+    corpus: str
+    out: str
+    # model
+    n_embd: int = 24
+    n_hidden: int = 128
+    kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
+    # data
+    lowercase: bool = True
+    on_bad: Literal["error", "skip"] = "error"
+    keep_duplicates: bool = False  # the lecture's names.txt repeats 2,539 names and keeps them
+    split_seed: int = 42
+    # optimisation
+    optimizer: Optimizer = "adamw"
+    lr: float = 5e-3
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.1
+    momentum: float = 0.0  # SGD only
+    schedule: Schedule = "cosine"
+    warmup_steps: int = 100
+    decay_steps: tuple[int, ...] = ()  # "step" schedule: multiply lr by decay_factor at each
+    decay_factor: float = 0.1
+    batch_size: int = 128  # names per step
+    steps: int = 8000
+    grad_clip: float = 0.0  # 0 disables
+    # evaluation and checkpoints
+    eval_interval: int = 500
+    patience: int = 0  # stop after this many evaluations without improvement; 0 disables
+    # run
+    seed: int = 1337
+    device: Device = "auto"
+    threads: int = 0  # torch threads; 0 leaves torch's default
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        self.decay_steps = tuple(int(s) for s in self.decay_steps)
+        for name in ("batch_size", "steps", "eval_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    def model_config(self, vocab_size: int) -> WaveNetConfig:
+        return WaveNetConfig(
+            vocab_size=vocab_size,
+            n_embd=self.n_embd,
+            n_hidden=self.n_hidden,
+            kernel_sizes=self.kernel_sizes,
+        )
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate for optimizer step `step` (0-based)."""
+        if self.schedule == "step":
+            return self.lr * self.decay_factor ** sum(step >= s for s in self.decay_steps)
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return self.lr
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["kernel_sizes"] = list(self.kernel_sizes)
+        d["decay_steps"] = list(self.decay_steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        return cls(**d)

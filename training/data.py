@@ -1,0 +1,60 @@
+"""Splits and batches: names become (input, target) id rows padded to the batch's longest."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from model import IGNORE_INDEX, Vocab
+
+
+def split_names(names: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
+    """The lecture's split: random.seed(seed); random.shuffle; 80/10/10 train/val/test."""
+    shuffled = list(names)
+    random.Random(seed).shuffle(shuffled)  # same stream as random.seed(seed); random.shuffle
+    n1, n2 = int(0.8 * len(shuffled)), int(0.9 * len(shuffled))
+    return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+@dataclass
+class EncodedNames:
+    """Every name as a row: x = [., c1 .. cn], y = [c1 .. cn, .], padded on the right."""
+
+    x: Tensor  # (N, L+1) ids, 0 (the boundary token) on padding
+    y: Tensor  # (N, L+1) ids, IGNORE_INDEX on padding
+    lengths: Tensor  # (N,) name lengths n
+
+    @classmethod
+    def build(cls, names: Sequence[str], vocab: Vocab) -> EncodedNames:
+        if not names:
+            raise ValueError("no names to encode")
+        longest = max(len(n) for n in names)
+        x = torch.zeros(len(names), longest + 1, dtype=torch.long)
+        y = torch.full((len(names), longest + 1), IGNORE_INDEX, dtype=torch.long)
+        for i, name in enumerate(names):
+            ids = torch.tensor(vocab.encode(name), dtype=torch.long)
+            x[i, 1 : len(ids) + 1] = ids
+            y[i, : len(ids)] = ids
+            y[i, len(ids)] = 0
+        lengths = torch.tensor([len(n) for n in names], dtype=torch.long)
+        return cls(x, y, lengths)
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def num_targets(self) -> int:
+        """Predictions in the set: one per character plus the end token."""
+        return int((self.lengths + 1).sum())
+
+    def batch(self, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The rows, trimmed to the longest name among them."""
+        t = int(self.lengths[rows].max()) + 1
+        return self.x[rows, :t], self.y[rows, :t]
+
+    def to(self, device: torch.device | str) -> EncodedNames:
+        return EncodedNames(self.x.to(device), self.y.to(device), self.lengths.to(device))

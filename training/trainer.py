@@ -1,0 +1,285 @@
+"""The training loop: corpus in, checkpoint out.
+
+`OUT/` becomes the final checkpoint (the best weights by validation loss, with train,
+val and test losses). While training, `OUT/last/` holds the latest state (weights,
+optimizer and RNG) so an interrupted run resumes exactly where it was saved; it is
+removed when the run finishes.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from model import Vocab, WaveNet
+from model.checkpoint import load_checkpoint, load_train_state, read_meta, save_checkpoint
+from training.config import TrainConfig
+from training.corpus import Corpus, load_corpus
+from training.data import EncodedNames, split_names
+
+LAST = "last"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but CUDA is not available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps asked for, but MPS is not available")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate(model: WaveNet, data: EncodedNames, batch_names: int = 4096) -> float:
+    """Mean loss per predicted character over the whole set, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(data), batch_names):
+        rows = torch.arange(start, min(start + batch_names, len(data)), device=data.x.device)
+        x, y = data.batch(rows)
+        _, loss = model(x, y)
+        assert loss is not None
+        n = int((y >= 0).sum())
+        total += float(loss) * n
+        count += n
+    model.train(was_training)
+    return total / count
+
+
+@dataclass
+class Splits:
+    train: EncodedNames
+    val: EncodedNames
+    test: EncodedNames
+    sizes: dict[str, int]
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Corpus, Vocab, Splits]:
+    corpus = load_corpus(
+        cfg.corpus,
+        lowercase=cfg.lowercase,
+        on_bad=cfg.on_bad,
+        keep_duplicates=cfg.keep_duplicates,
+    )
+    vocab = Vocab.from_names(corpus.names)
+    train, val, test = split_names(corpus.names, seed=cfg.split_seed)
+    if not val or not test:
+        raise ValueError(f"corpus {cfg.corpus} is too small to split ({len(corpus.names)} names)")
+    sizes = {"train": len(train), "val": len(val), "test": len(test)}
+    train_e, val_e, test_e = (EncodedNames.build(s, vocab).to(device) for s in (train, val, test))
+    return corpus, vocab, Splits(train_e, val_e, test_e, sizes)
+
+
+# -- optimizer and RNG state as flat tensors (safetensors) plus JSON scalars ------------
+
+
+def make_optimizer(model: WaveNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    # No weight decay on BatchNorm parameters and biases, as is usual.
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99))
+
+
+def pack_train_state(
+    optimizer: torch.optim.Optimizer, batch_rng: torch.Generator
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors = {
+        f"optim.{pid}.{key}": torch.as_tensor(value)
+        for pid, state in sd["state"].items()
+        for key, value in state.items()
+        if value is not None
+    }
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.batches"] = batch_rng.get_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
+    scalars = {"param_groups": sd["param_groups"], "python_random": random.getstate()}
+    return tensors, scalars
+
+
+def unpack_train_state(
+    tensors: dict[str, Tensor],
+    scalars: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    batch_rng: torch.Generator,
+) -> None:
+    state: dict[int, dict[str, Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+    torch.set_rng_state(tensors["rng.torch"])
+    batch_rng.set_state(tensors["rng.batches"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])
+    version, internal, gauss = scalars["python_random"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# -- the loop --------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    metrics: dict[str, Any]
+    model: WaveNet
+
+
+EvalHook = Callable[[int, float, float], None]  # (step, train_loss, val_loss)
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    on_eval: EvalHook | None = None,
+) -> TrainResult:
+    """Train per `cfg` into `cfg.out`. With `resume`, continue from `cfg.out/last`.
+    `stop_after` ends the run early after that many steps, leaving `last` in place, as
+    an interruption would (used to test resuming)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    corpus, vocab, data = prepare_data(cfg, device)
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    batch_rng = torch.Generator().manual_seed(cfg.seed)
+    model = WaveNet(cfg.model_config(vocab.size)).to(device)
+    optimizer = make_optimizer(model, cfg)
+    step, best_val, best_step, stale_evals, elapsed = 0, float("inf"), -1, 0, 0.0
+
+    if resume and (out / LAST / "meta.json").exists():
+        last = load_checkpoint(out / LAST, device=device)
+        saved = last.meta["train_state"]
+        if saved["config"] != cfg.to_dict():
+            raise ValueError(f"{out / LAST} was written with other training options; cannot resume")
+        model.load_state_dict(last.model.state_dict())
+        unpack_train_state(load_train_state(out / LAST), saved, optimizer, batch_rng)
+        step, best_val, best_step = saved["step"], saved["best_val"], saved["best_step"]
+        stale_evals, elapsed = saved["stale_evals"], saved["elapsed"]
+
+    record: dict[str, Any] = {
+        "training": {
+            "config": cfg.to_dict(),
+            "command": "python -m training " + shlex.join(sys.argv[1:])
+            if Path(sys.argv[0]).parent.name == "training"
+            else None,
+        },
+        "corpus": {"path": str(cfg.corpus), **corpus.fingerprint()},
+        "split": {"seed": cfg.split_seed, **data.sizes},
+    }
+
+    def save_last() -> None:
+        tensors, scalars = pack_train_state(optimizer, batch_rng)
+        scalars.update(
+            config=cfg.to_dict(), step=step, best_val=best_val, best_step=best_step,
+            stale_evals=stale_evals, elapsed=elapsed,
+        )  # fmt: skip
+        meta = {**record, "train_state": scalars}
+        save_checkpoint(out / LAST, model, vocab, meta=meta, corpus_names=corpus.names,
+                        train_state=tensors)  # fmt: skip
+
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, unit="step",
+               dynamic_ncols=True)  # fmt: skip
+    started = time.perf_counter() - elapsed
+    loss_ema: float | None = None
+    stopped_early = False
+    while step < cfg.steps:
+        lr = cfg.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
+        x, y = data.train.batch(rows.to(device))
+        _, loss = model(x, y)
+        assert loss is not None
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+
+        loss_value = loss.item()
+        loss_ema = loss_value if loss_ema is None else 0.98 * loss_ema + 0.02 * loss_value
+        bar.update(1)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", refresh=False)
+
+        if step % cfg.eval_interval == 0 or step == cfg.steps:
+            val = evaluate(model, data.val)
+            elapsed = time.perf_counter() - started
+            if val < best_val:
+                best_val, best_step, stale_evals = val, step, 0
+                save_checkpoint(out, model, vocab, meta={**record, "metrics": {
+                    "best_val_loss": val, "steps": step, "partial": True}},
+                    corpus_names=corpus.names)  # fmt: skip
+            else:
+                stale_evals += 1
+            bar.write(f"step {step:>7} | train {loss_ema:.4f} | val {val:.4f} | "
+                      f"best {best_val:.4f} @ {best_step} | {elapsed:.1f}s")  # fmt: skip
+            if on_eval is not None:
+                on_eval(step, loss_ema, val)
+            save_last()
+            if cfg.patience and stale_evals >= cfg.patience:
+                stopped_early = True
+                bar.write(f"early stop: {stale_evals} evaluations without improvement")
+                break
+        if stop_after is not None and step >= stop_after:
+            bar.close()
+            return TrainResult(out, {"interrupted_at": step}, model)
+    bar.close()
+    elapsed = time.perf_counter() - started
+
+    # The final checkpoint: best weights, measured on every split.
+    best = load_checkpoint(out, device=device).model
+    metrics = {
+        "train_loss": evaluate(best, data.train),
+        "val_loss": evaluate(best, data.val),
+        "test_loss": evaluate(best, data.test),
+        "best_val_loss": best_val,
+        "best_step": best_step,
+        "steps": step,
+        "stopped_early": stopped_early,
+        "num_params": best.num_params(),
+        "wall_time_s": round(elapsed, 2),
+        "device": str(device),
+    }
+    save_checkpoint(out, best, vocab, meta={**record, "metrics": metrics},
+                    corpus_names=corpus.names)  # fmt: skip
+    shutil.rmtree(out / LAST, ignore_errors=True)
+    return TrainResult(out, metrics, best)
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """The metrics recorded in a checkpoint."""
+    return dict(read_meta(path).get("metrics", {}))
