@@ -66,12 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kwargs.update(type=type(default), default=default)
         if f.name in ("optimizer", "schedule", "device", "on_bad"):
-            kwargs["choices"] = {"optimizer": ["adamw", "sgd"], "on_bad": ["error", "skip"],
-                                 "schedule": ["cosine", "step", "constant"],
-                                 "device": ["auto", "cpu", "cuda", "mps"]}[f.name]  # fmt: skip
+            kwargs["choices"] = {
+                "optimizer": ["adamw", "sgd"],
+                "on_bad": ["error", "skip"],
+                "schedule": ["cosine", "step", "constant"],
+                "device": ["auto", "cpu", "cuda", "mps"],
+            }[f.name]
         parser.add_argument(flag, **kwargs)
-    parser.add_argument("--resume", action="store_true",
-                        help="continue an interrupted run from OUT/last")  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from OUT/last"
+    )
     return parser
 
 

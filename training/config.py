@@ -30,14 +30,14 @@ class TrainConfig:
     optimizer: Optimizer = "adamw"
     lr: float = 5e-3
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.1
+    weight_decay: float = 0.4
     momentum: float = 0.0  # SGD only
     schedule: Schedule = "cosine"
     warmup_steps: int = 100
     decay_steps: tuple[int, ...] = ()  # "step" schedule: multiply lr by decay_factor at each
     decay_factor: float = 0.1
     batch_size: int = 128  # names per step
-    steps: int = 8000
+    steps: int = 4000
     grad_clip: float = 0.0  # 0 disables
     # evaluation and checkpoints
     eval_interval: int = 500

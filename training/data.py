@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from model import IGNORE_INDEX, Vocab
+from model import Vocab
+from model.scoring import encode_names
 
 
 def split_names(names: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
@@ -32,16 +33,7 @@ class EncodedNames:
     def build(cls, names: Sequence[str], vocab: Vocab) -> EncodedNames:
         if not names:
             raise ValueError("no names to encode")
-        longest = max(len(n) for n in names)
-        x = torch.zeros(len(names), longest + 1, dtype=torch.long)
-        y = torch.full((len(names), longest + 1), IGNORE_INDEX, dtype=torch.long)
-        for i, name in enumerate(names):
-            ids = torch.tensor(vocab.encode(name), dtype=torch.long)
-            x[i, 1 : len(ids) + 1] = ids
-            y[i, : len(ids)] = ids
-            y[i, len(ids)] = 0
-        lengths = torch.tensor([len(n) for n in names], dtype=torch.long)
-        return cls(x, y, lengths)
+        return cls(*encode_names(vocab, names))
 
     def __len__(self) -> int:
         return self.x.shape[0]

@@ -24,25 +24,12 @@ from tqdm import tqdm
 
 from model import Vocab, WaveNet
 from model.checkpoint import load_checkpoint, load_train_state, read_meta, save_checkpoint
+from model.device import pick_device
 from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
 from training.data import EncodedNames, split_names
 
 LAST = "last"
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but CUDA is not available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps asked for, but MPS is not available")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -201,16 +188,22 @@ def train(
     def save_last() -> None:
         tensors, scalars = pack_train_state(optimizer, batch_rng)
         scalars.update(
-            config=cfg.to_dict(), step=step, best_val=best_val, best_step=best_step,
-            stale_evals=stale_evals, elapsed=elapsed,
-        )  # fmt: skip
+            config=cfg.to_dict(),
+            step=step,
+            best_val=best_val,
+            best_step=best_step,
+            stale_evals=stale_evals,
+            elapsed=elapsed,
+        )
         meta = {**record, "train_state": scalars}
-        save_checkpoint(out / LAST, model, vocab, meta=meta, corpus_names=corpus.names,
-                        train_state=tensors)  # fmt: skip
+        save_checkpoint(
+            out / LAST, model, vocab, meta=meta, corpus_names=corpus.names, train_state=tensors
+        )
 
     model.train()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not cfg.progress, unit="step",
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(
+        total=cfg.steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
+    )
     started = time.perf_counter() - elapsed
     loss_ema: float | None = None
     stopped_early = False
@@ -240,13 +233,22 @@ def train(
             elapsed = time.perf_counter() - started
             if val < best_val:
                 best_val, best_step, stale_evals = val, step, 0
-                save_checkpoint(out, model, vocab, meta={**record, "metrics": {
-                    "best_val_loss": val, "steps": step, "partial": True}},
-                    corpus_names=corpus.names)  # fmt: skip
+                save_checkpoint(
+                    out,
+                    model,
+                    vocab,
+                    meta={
+                        **record,
+                        "metrics": {"best_val_loss": val, "steps": step, "partial": True},
+                    },
+                    corpus_names=corpus.names,
+                )
             else:
                 stale_evals += 1
-            bar.write(f"step {step:>7} | train {loss_ema:.4f} | val {val:.4f} | "
-                      f"best {best_val:.4f} @ {best_step} | {elapsed:.1f}s")  # fmt: skip
+            bar.write(
+                f"step {step:>7} | train {loss_ema:.4f} | val {val:.4f} | "
+                f"best {best_val:.4f} @ {best_step} | {elapsed:.1f}s"
+            )
             if on_eval is not None:
                 on_eval(step, loss_ema, val)
             save_last()
@@ -274,8 +276,9 @@ def train(
         "wall_time_s": round(elapsed, 2),
         "device": str(device),
     }
-    save_checkpoint(out, best, vocab, meta={**record, "metrics": metrics},
-                    corpus_names=corpus.names)  # fmt: skip
+    save_checkpoint(
+        out, best, vocab, meta={**record, "metrics": metrics}, corpus_names=corpus.names
+    )
     shutil.rmtree(out / LAST, ignore_errors=True)
     return TrainResult(out, metrics, best)
 

@@ -18,9 +18,18 @@ from training.trainer import train
 
 
 def tiny(corpus: Path, out: Path, **overrides: object) -> TrainConfig:
-    options: dict = dict(corpus=str(corpus), out=str(out), n_embd=8, n_hidden=32, steps=40,
-                         batch_size=32, eval_interval=10, warmup_steps=5, progress=False,
-                         threads=1)  # fmt: skip
+    options: dict = dict(
+        corpus=str(corpus),
+        out=str(out),
+        n_embd=8,
+        n_hidden=32,
+        steps=40,
+        batch_size=32,
+        eval_interval=10,
+        warmup_steps=5,
+        progress=False,
+        threads=1,
+    )
     options.update(overrides)
     return TrainConfig(**options)
 
@@ -74,8 +83,15 @@ def test_resume_refuses_other_options(small_corpus: Path, tmp_path: Path) -> Non
 
 
 def test_sgd_step_schedule() -> None:
-    cfg = TrainConfig(corpus="", out="", optimizer="sgd", lr=0.1, schedule="step",
-                      decay_steps=(150_000,), steps=200_000)  # fmt: skip
+    cfg = TrainConfig(
+        corpus="",
+        out="",
+        optimizer="sgd",
+        lr=0.1,
+        schedule="step",
+        decay_steps=(150_000,),
+        steps=200_000,
+    )
     assert cfg.lr_at(0) == 0.1 and cfg.lr_at(149_999) == 0.1
     assert cfg.lr_at(150_000) == pytest.approx(0.01)
 
@@ -87,8 +103,13 @@ def test_cosine_schedule_warms_up_and_decays() -> None:
 
 
 def test_help_documents_every_flag() -> None:
-    out = subprocess.run([sys.executable, "-m", "training", "--help"], cwd=REPO,
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "training", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for f in fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in out
     assert "--resume" in out

@@ -1,0 +1,33 @@
+"""Service settings, from environment variables prefixed NAMEGEN_ (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NAMEGEN_", env_file=".env", extra="ignore")
+
+    checkpoint: Path = Field(REPO / "checkpoints" / "default", description="checkpoint directory")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(0, ge=0, description="torch CPU threads; 0 keeps torch's default")
+    max_n: int = Field(10_000, ge=1, description="most names one /generate may ask for")
+    max_length_limit: int = Field(64, ge=1, description="largest max_length /generate accepts")
+    max_score_names: int = Field(1_000, ge=1, description="most names one /score may send")
+    max_name_chars: int = Field(64, ge=1, description="longest name /score accepts")
+    max_body_bytes: int = Field(1_000_000, ge=1_024, description="request bodies above get 413")
+    budget_factor: int = Field(
+        20, ge=1, description="filters may sample up to this many times n before giving up"
+    )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

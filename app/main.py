@@ -1,0 +1,52 @@
+"""Builds the app. `uvicorn app.main:app` serves the shipped checkpoint."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+
+from app import errors
+from app.config import Settings, get_settings
+from app.limits import BodyLimitMiddleware
+from app.metrics import Metrics, MetricsMiddleware
+from app.routers import api_router
+from model.engine import Engine, GenerateRequest
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Settings are read when the app starts (lifespan), not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings or get_settings()
+        if app.state.settings.torch_threads:
+            torch.set_num_threads(app.state.settings.torch_threads)
+        engine = Engine.load(app.state.settings.checkpoint, app.state.settings.device)
+        engine.budget_factor = app.state.settings.budget_factor
+        engine.generate(GenerateRequest(n=2, seed=0))  # warm up before taking traffic
+        app.state.engine = engine
+        yield
+        app.state.engine = None
+
+    app = FastAPI(
+        title="namegen",
+        summary="Name generation with a character-level WaveNet",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or Settings.model_construct()  # replaced in lifespan
+    app.state.engine = None
+    app.state.metrics = Metrics()
+    app.state.inference_lock = threading.Lock()  # one model call at a time: no oversubscription
+    errors.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(BodyLimitMiddleware)
+    app.include_router(api_router)
+    return app
+
+
+app = create_app()

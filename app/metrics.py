@@ -1,0 +1,64 @@
+"""Prometheus metrics (one registry per app) and the middleware that records them."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "namegen_requests",
+            "HTTP requests",
+            ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "namegen_request_seconds",
+            "HTTP request latency",
+            ["method", "endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.names_generated = Counter(
+            "namegen_names_generated", "names returned by /generate", registry=self.registry
+        )
+        self.names_scored = Counter(
+            "namegen_names_scored", "names scored by /score", registry=self.registry
+        )
+
+
+class MetricsMiddleware:
+    """Counts requests and times them per route template (not per raw path, so unknown
+    paths cannot blow up the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            self.metrics.requests.labels(method, endpoint, str(status)).inc()
+            self.metrics.latency.labels(method, endpoint).observe(time.perf_counter() - started)

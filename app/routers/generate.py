@@ -1,0 +1,42 @@
+from fastapi import APIRouter, Request
+
+from app.deps import EngineDep, SettingsDep
+from app.errors import FieldError
+from app.schemas import ErrorOut, GeneratedOut, GenerateIn, GenerateOut
+from model import UnknownCharacterError
+from model.engine import GenerateRequest
+
+router = APIRouter(tags=["names"])
+
+
+@router.post(
+    "/generate",
+    response_model=GenerateOut,
+    summary="Generate names",
+    responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def generate(
+    body: GenerateIn, engine: EngineDep, settings: SettingsDep, request: Request
+) -> GenerateOut:
+    """Sample `n` names in one batch. Every name comes with its log-probability under the
+    model at temperature 1, the same figure /score gives for it."""
+    if body.n > settings.max_n:
+        raise FieldError("n", f"must be at most {settings.max_n}")
+    if body.max_length > settings.max_length_limit:
+        raise FieldError("max_length", f"must be at most {settings.max_length_limit}")
+    req = GenerateRequest(**{**body.model_dump(), "prefix": body.prefix.lower()})
+    try:
+        with request.app.state.inference_lock:
+            result = engine.generate(req)
+    except UnknownCharacterError as e:
+        raise FieldError("prefix", f"character {e.char!r} is not in the model's vocabulary") from e
+    request.app.state.metrics.names_generated.inc(len(result.names))
+    return GenerateOut(
+        names=[
+            GeneratedOut(name=g.name, logprob=g.logprob, in_corpus=g.in_corpus)
+            for g in result.names
+        ],
+        complete=result.complete,
+        sampled=result.sampled,
+        seed=result.seed,
+    )

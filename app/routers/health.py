@@ -1,0 +1,16 @@
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="The process is alive")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready", summary="The model is loaded and serving")
+def ready(request: Request) -> JSONResponse:
+    if getattr(request.app.state, "engine", None) is None:
+        return JSONResponse({"status": "loading"}, status_code=503)
+    return JSONResponse({"status": "ready"})

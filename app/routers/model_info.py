@@ -1,0 +1,22 @@
+from fastapi import APIRouter
+
+from app.deps import EngineDep
+from app.schemas import ModelOut
+
+router = APIRouter(tags=["model"])
+
+
+@router.get("/model", response_model=ModelOut, summary="The loaded checkpoint")
+def model_info(engine: EngineDep) -> ModelOut:
+    meta = engine.checkpoint.meta
+    return ModelOut(
+        fingerprint=engine.checkpoint.fingerprint,
+        checkpoint=str(engine.checkpoint.path),
+        num_params=engine.model.num_params(),
+        config=meta["model_config"],
+        vocab=meta["vocab"],
+        corpus=meta.get("corpus", {}),
+        metrics=meta.get("metrics", {}),
+        training=meta.get("training", {}),
+        device=str(engine.device),
+    )

@@ -1,0 +1,52 @@
+from fastapi import APIRouter, Request
+
+from app.deps import EngineDep, SettingsDep
+from app.errors import FieldError
+from app.schemas import CharProb, ErrorOut, ScoreIn, ScoreOut, ScoresOut
+from model import UnknownCharacterError
+
+router = APIRouter(tags=["names"])
+
+
+@router.post(
+    "/score",
+    response_model=ScoresOut,
+    summary="Score candidate names",
+    responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def score(body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Request) -> ScoresOut:
+    """Log-likelihood of each name under the model (names are trimmed and lowercased)."""
+    if len(body.names) > settings.max_score_names:
+        raise FieldError("names", f"at most {settings.max_score_names} names per request")
+    names = [n.strip().lower() for n in body.names]
+    for i, name in enumerate(names):
+        if not name:
+            raise FieldError(f"names.{i}", "must not be empty")
+        if len(name) > settings.max_name_chars:
+            raise FieldError(f"names.{i}", f"longer than {settings.max_name_chars} characters")
+        try:
+            engine.vocab.encode(name)
+        except UnknownCharacterError as e:
+            raise FieldError(
+                f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}"
+            ) from e
+    with request.app.state.inference_lock:
+        scored = engine.score(names)
+    request.app.state.metrics.names_scored.inc(len(scored))
+    end = engine.vocab.chars[0]
+    return ScoresOut(
+        scores=[
+            ScoreOut(
+                name=s.score.name,
+                logprob=s.score.logprob,
+                logprob_per_char=s.score.logprob_per_char,
+                perplexity=s.score.perplexity,
+                char_probs=[
+                    CharProb(char=c, prob=p)
+                    for c, p in zip(s.score.name + end, s.score.char_probs, strict=True)
+                ],
+                in_corpus=s.in_corpus,
+            )
+            for s in scored
+        ]
+    )

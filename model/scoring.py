@@ -1,0 +1,60 @@
+"""Log-likelihood of candidate names under the model, batched, in one forward pass."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from model.vocab import Vocab
+from model.wavenet import IGNORE_INDEX, WaveNet
+
+
+def encode_names(vocab: Vocab, names: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows x = [., c1 .. cn] and y = [c1 .. cn, .], right-padded (x with 0, y with
+    IGNORE_INDEX) to the longest name; and the lengths n. Raises UnknownCharacterError."""
+    longest = max((len(n) for n in names), default=0)
+    x = torch.zeros(len(names), longest + 1, dtype=torch.long)
+    y = torch.full((len(names), longest + 1), IGNORE_INDEX, dtype=torch.long)
+    for i, name in enumerate(names):
+        ids = torch.tensor(vocab.encode(name), dtype=torch.long)
+        x[i, 1 : len(ids) + 1] = ids
+        y[i, : len(ids)] = ids
+        y[i, len(ids)] = 0
+    return x, y, torch.tensor([len(n) for n in names], dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class NameScore:
+    name: str
+    logprob: float  # natural log of P(name), every character and the end token
+    logprob_per_char: float  # logprob / (characters + 1)
+    perplexity: float  # exp(-logprob_per_char)
+    char_probs: list[float]  # P of each character given the ones before, then of the end
+
+
+@torch.inference_mode()
+def score_names(
+    model: WaveNet, vocab: Vocab, names: Sequence[str], chunk: int = 4096
+) -> list[NameScore]:
+    """Scores in input order. The model must be in eval mode (running BatchNorm stats)."""
+    if model.training:
+        raise ValueError("score_names needs the model in eval mode")
+    device = next(model.parameters()).device
+    scores: list[NameScore] = []
+    for start in range(0, len(names), chunk):
+        part = names[start : start + chunk]
+        x, y, lengths = (t.to(device) for t in encode_names(vocab, part))
+        logits, _ = model(x)  # (B, T, V)
+        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, y.clamp(min=0)[..., None])
+        logp = logp.squeeze(-1).masked_fill(y == IGNORE_INDEX, 0.0)  # (B, T)
+        totals = logp.sum(dim=-1).tolist()
+        probs = logp.exp().tolist()
+        for name, total, row, n in zip(part, totals, probs, lengths.tolist(), strict=True):
+            per_char = total / (n + 1)
+            scores.append(NameScore(name, total, per_char, math.exp(-per_char), row[: n + 1]))
+    return scores

@@ -1,0 +1,174 @@
+"""The cached sampler against the full forward pass, and its controls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model import Vocab, WaveNet, WaveNetConfig
+from model.checkpoint import Checkpoint
+from model.engine import Engine, GenerateRequest
+from model.sampling import IncrementalWaveNet, SamplingParams, filter_logits, sample
+from model.scoring import score_names
+
+VOCAB = Vocab.from_names(["abcdefghijklmnopqrstuvwxyz"])
+
+
+def trained_like(kernels: tuple[int, ...] = (2, 2, 2), seed: int = 0) -> WaveNet:
+    """A random model with non-trivial BatchNorm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    model = WaveNet(WaveNetConfig(n_embd=12, n_hidden=24, kernel_sizes=kernels))
+    with torch.no_grad():
+        for level in model.levels:
+            level.bn.weight.uniform_(0.5, 1.5)
+            level.bn.bias.normal_(std=0.3)
+            level.bn.running_mean.normal_(std=0.3)
+            level.bn.running_var.uniform_(0.5, 2.0)
+        model.lm_head.weight.normal_(std=0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("kernels", [(2, 2, 2), (8,), (3,), (2, 2, 2, 2), (3, 2)])
+def test_incremental_steps_equal_the_full_forward(kernels: tuple[int, ...]) -> None:
+    model = trained_like(kernels)
+    net = IncrementalWaveNet(model)
+    torch.manual_seed(1)
+    idx = torch.randint(1, 27, (6, 20))
+    idx[:, 0] = 0
+    with torch.no_grad():
+        full, _ = model(idx)
+    state = net.init_state(6)
+    for t in range(idx.shape[1]):
+        step_logits = net.step(idx[:, t], state, t)
+        torch.testing.assert_close(step_logits, full[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_sampled_logprob_equals_score() -> None:
+    model = trained_like()
+    names, logprobs = sample(
+        IncrementalWaveNet(model), 200, SamplingParams(), torch.Generator().manual_seed(0)
+    )
+    scores = score_names(model, VOCAB, [VOCAB.decode(n) for n in names])
+    for lp, s in zip(logprobs, scores, strict=True):
+        assert lp == pytest.approx(s.logprob, abs=1e-4)
+
+
+def greedy_by_full_forward(model: WaveNet, max_length: int) -> list[int]:
+    """Re-run the whole prefix each step and take the argmax (end masked at t=0)."""
+    ids = [0]
+    for t in range(max_length):
+        with torch.no_grad():
+            logits = model(torch.tensor([ids]))[0][0, -1]
+        if t == 0:
+            logits[0] = float("-inf")  # min_length 1
+        nxt = int(logits.argmax())
+        if nxt == 0:
+            break
+        ids.append(nxt)
+    return ids[1:]
+
+
+def test_temperature_zero_is_the_greedy_name() -> None:
+    model = trained_like()
+    names, _ = sample(
+        IncrementalWaveNet(model),
+        3,
+        SamplingParams(temperature=0, max_length=12),
+        torch.Generator().manual_seed(0),
+    )
+    expected = greedy_by_full_forward(model, 12)
+    assert names == [expected] * 3
+
+
+def test_same_seed_same_names_other_seed_other_names() -> None:
+    net = IncrementalWaveNet(trained_like())
+    a = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(7))
+    b = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(7))
+    c = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(8))
+    assert a == b and a[0] != c[0]
+
+
+def test_first_characters_follow_the_model_distribution() -> None:
+    model = trained_like()
+    n = 20_000
+    names, _ = sample(
+        IncrementalWaveNet(model), n, SamplingParams(min_length=1), torch.Generator().manual_seed(0)
+    )
+    counts = torch.bincount(torch.tensor([name[0] for name in names]), minlength=27).float()
+    with torch.no_grad():
+        logits, _ = model(torch.zeros(1, 1, dtype=torch.long))
+    logits[0, 0, 0] = float("-inf")  # min_length 1 masks the end token
+    expected = F.softmax(logits[0, 0], dim=-1) * n
+    # every count within 5 standard deviations of its binomial expectation
+    std = (expected * (1 - expected / n)).sqrt() + 1e-9
+    assert ((counts - expected).abs() <= 5 * std + 1).all()
+
+
+def test_prefix_and_lengths_respected() -> None:
+    model = trained_like()
+    with torch.no_grad():
+        model.lm_head.bias[0] += 4.0  # make ending likely, so both bounds come into play
+    net = IncrementalWaveNet(model)
+    prefix = tuple(VOCAB.encode("ma"))
+    params = SamplingParams(prefix=prefix, min_length=4, max_length=7)
+    names, _ = sample(net, 300, params, torch.Generator().manual_seed(0))
+    assert all(tuple(n[:2]) == prefix and 4 <= len(n) <= 7 for n in names)
+    lengths = {len(n) for n in names}
+    assert 4 in lengths and 7 in lengths  # ends allowed from min_length on, forced at max
+
+
+def test_top_k_and_top_p_filters() -> None:
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    k2 = filter_logits(logits, SamplingParams(top_k=2))
+    assert torch.isfinite(k2).tolist() == [[True, True, False, False]]
+    probs = F.softmax(logits, -1)[0]  # 0.644, 0.237, 0.087, 0.032
+    p = filter_logits(logits, SamplingParams(top_p=float(probs[0] + probs[1] - 0.01)))
+    assert torch.isfinite(p).tolist() == [[True, True, False, False]]
+    only_top = filter_logits(logits, SamplingParams(top_p=0.1))
+    assert torch.isfinite(only_top).tolist() == [[True, False, False, False]]
+    net = IncrementalWaveNet(trained_like())
+    greedy, _ = sample(net, 5, SamplingParams(temperature=0), torch.Generator().manual_seed(0))
+    top1, _ = sample(net, 5, SamplingParams(top_k=1), torch.Generator().manual_seed(0))
+    assert top1 == greedy
+
+
+def test_invalid_params_rejected() -> None:
+    for bad in (
+        {"temperature": -1},
+        {"top_p": 0.0},
+        {"top_p": 1.5},
+        {"top_k": 0},
+        {"min_length": 5, "max_length": 4},
+        {"prefix": (1, 2, 3), "max_length": 2},
+    ):
+        with pytest.raises(ValueError):
+            SamplingParams(**bad)  # type: ignore[arg-type]
+
+
+def engine_with_corpus(corpus: set[str]) -> Engine:
+    model = trained_like()
+    meta = {"files": {"model": {"sha256": "0" * 64}}}
+    return Engine(Checkpoint(model, VOCAB, meta, frozenset(corpus), path=None))  # type: ignore[arg-type]
+
+
+def test_exclude_existing_and_unique() -> None:
+    probe = engine_with_corpus(set()).generate(GenerateRequest(n=300, seed=1, max_length=3))
+    common = {g.name for g in probe.names}  # the short names this model makes often
+    engine = engine_with_corpus(common)
+    result = engine.generate(
+        GenerateRequest(n=50, seed=1, max_length=6, exclude_existing=True, unique=True)
+    )
+    names = [g.name for g in result.names]
+    assert result.complete and len(names) == 50 and len(set(names)) == 50
+    assert not set(names) & common
+    assert result.sampled > 50  # some were rejected
+
+
+def test_filters_give_up_within_budget_and_say_so() -> None:
+    engine = engine_with_corpus(set())
+    result = engine.generate(GenerateRequest(n=100, seed=0, max_length=1, unique=True))
+    assert not result.complete and len(result.names) <= 26
+    assert result.sampled <= 100 * engine.budget_factor + 100
+    greedy = engine.generate(GenerateRequest(n=5, temperature=0, unique=True))
+    assert len(greedy.names) == 1 and not greedy.complete
