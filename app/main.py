@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +10,7 @@ from fastapi import FastAPI
 
 from app import errors
 from app.config import Settings, get_settings
+from app.inference import InferenceRunner
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.routers import api_router
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings.model_construct()  # replaced in lifespan
     app.state.engine = None
     app.state.metrics = Metrics()
-    app.state.inference_lock = threading.Lock()  # one model call at a time: no oversubscription
+    app.state.runner = InferenceRunner()
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware)

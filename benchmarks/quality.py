@@ -19,22 +19,25 @@ alike): losses are then far from converged, but the time ratio is still measured
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+# Replace this folder on the path with the repo root: benchmarks/http.py would otherwise
+# shadow the standard library's http module.
+REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)
+
+import argparse
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from training.config import TrainConfig  # noqa: E402
-from training.corpus import load_corpus  # noqa: E402
-from training.data import split_names  # noqa: E402
-from training.trainer import train  # noqa: E402
+from training.config import TrainConfig
+from training.corpus import load_corpus
+from training.data import split_names
+from training.trainer import train
 
 NAMES = REPO.parent / "shared" / "data" / "names.txt"
 

@@ -16,20 +16,23 @@ since it costs the same per name whatever n is.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
+
+# Replace this folder on the path with the repo root: benchmarks/http.py would otherwise
+# shadow the standard library's http module.
+REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)
+
+import argparse
+import time
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from model import WaveNet  # noqa: E402
-from model.checkpoint import load_checkpoint  # noqa: E402
-from model.sampling import IncrementalWaveNet, SamplingParams, sample  # noqa: E402
+from model import WaveNet
+from model.checkpoint import load_checkpoint
+from model.sampling import IncrementalWaveNet, SamplingParams, sample
 
 MAX_LENGTH = 32
 

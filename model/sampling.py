@@ -25,15 +25,34 @@ from model.wavenet import Level, WaveNet
 
 @dataclass(frozen=True)
 class FoldedLevel:
-    weight: Tensor  # (k*C, H) BatchNorm folded in
-    bias: Tensor  # (H,)
+    """One level with BatchNorm folded in, its k taps' weights side by side.
+
+    weight[:, m*H:(m+1)*H] projects an input onto this level's output m*d steps later, so
+    one matmul of the newest input gives its contribution to now and to every future step
+    that will look back at it; the ring keeps those future parts until they are due.
+    """
+
+    weight: Tensor  # (C, k*H): tap offsets 0, d, 2d, ... (newest first)
+    bias: Tensor  # (k*H,): the level's bias in the first block, zeros elsewhere
     kernel: int
     dilation: int
+    hidden: int
 
     @property
     def span(self) -> int:
-        """How many past inputs this level looks back over."""
+        """How many past steps this level looks back over."""
         return (self.kernel - 1) * self.dilation
+
+    @classmethod
+    def fold(cls, level: Level) -> FoldedLevel:
+        bn, conv = level.bn, level.conv
+        scale, shift = bn.scale_shift(bn.running_mean, bn.running_var)
+        w = conv.proj.weight * scale[:, None]  # (H, k*C), taps oldest first
+        H, k = w.shape[0], conv.kernel
+        C = w.shape[1] // k
+        blocks = [w[:, (k - 1 - m) * C : (k - m) * C].t() for m in range(k)]  # offset m*d
+        bias = torch.cat([shift, shift.new_zeros((k - 1) * H)])
+        return cls(torch.cat(blocks, dim=1).contiguous(), bias, k, conv.dilation, H)
 
 
 class IncrementalWaveNet:
@@ -41,51 +60,52 @@ class IncrementalWaveNet:
 
     def __init__(self, model: WaveNet) -> None:
         with torch.no_grad():
-            self.embedding = model.wte.weight.detach().clone()  # (V, C)
-            self.levels: list[FoldedLevel] = []
-            for level in model.levels:
-                assert isinstance(level, Level)
-                bn = level.bn
-                scale, shift = bn.scale_shift(bn.running_mean, bn.running_var)
-                w = level.conv.proj.weight * scale[:, None]  # (H, k*C)
-                self.levels.append(
-                    FoldedLevel(
-                        w.t().contiguous(), shift.clone(), level.conv.kernel, level.conv.dilation
-                    )
-                )
+            embedding = model.wte.weight.detach()  # (V, C)
+            self.levels = [FoldedLevel.fold(level) for level in model.levels]  # type: ignore[arg-type]
+            first = self.levels[0]
+            # The first level's input is an embedding row: precompute its projections.
+            self.first_table = torch.addmm(first.bias, embedding, first.weight)  # (V, k*H)
             self.head_weight = model.lm_head.weight.detach().t().contiguous()  # (H, V)
             self.head_bias = model.lm_head.bias.detach().clone()
-            # What each level sees before the name starts (see WaveNet's docstring).
-            self.pads = [self.embedding[0]]
-            for lvl in self.levels[:-1]:
-                self.pads.append(
-                    torch.tanh(self.pads[-1].repeat(lvl.kernel) @ lvl.weight + lvl.bias)
-                )
-        self.vocab_size = self.embedding.shape[0]
-        self.device = self.embedding.device
+            # Every level's input before the name starts is one constant vector (see
+            # WaveNet's docstring); its projections fill the rings at the start.
+            pad_projections = [self.first_table[0]]
+            x = torch.tanh(self._sum_taps(self.first_table[0], first))
+            for lvl in self.levels[1:]:
+                y = torch.addmm(lvl.bias, x[None], lvl.weight)[0]
+                pad_projections.append(y)
+                x = torch.tanh(self._sum_taps(y, lvl))
+            self.pad_projections = pad_projections
+        self.vocab_size = embedding.shape[0]
+        self.device = embedding.device
+
+    @staticmethod
+    def _sum_taps(y: Tensor, lvl: FoldedLevel) -> Tensor:
+        """Output for a constant input: every tap sees the same projection."""
+        return y.view(lvl.kernel, lvl.hidden).sum(dim=0)
 
     def init_state(self, batch: int) -> list[Tensor]:
-        """One ring buffer (B, span, C) per level, filled with the pre-name value."""
+        """Per level a ring (B, span, (k-1)*H) of future contributions of past inputs,
+        filled with those of the pre-name value."""
         return [
-            pad.expand(batch, lvl.span, -1).clone()
-            for pad, lvl in zip(self.pads, self.levels, strict=True)
+            y[lvl.hidden :].expand(batch, lvl.span, -1).clone()
+            for y, lvl in zip(self.pad_projections, self.levels, strict=True)
         ]
 
     def step(self, tokens: Tensor, state: list[Tensor], t: int) -> Tensor:
         """Feed the tokens at position t (B,); returns logits for position t (B, V).
         Updates `state` in place."""
-        x = self.embedding[tokens]  # (B, C)
-        for lvl, ring in zip(self.levels, state, strict=True):
+        x = tokens
+        for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
+            H, d = lvl.hidden, lvl.dilation
+            y = self.first_table[x] if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
+            h = y[:, :H]  # (B, H) the newest input's part, bias included
             if lvl.span:
-                taps = [
-                    ring[:, (t - m * lvl.dilation) % lvl.span] for m in range(lvl.kernel - 1, 0, -1)
-                ]
-                h = torch.cat([*taps, x], dim=-1) @ lvl.weight + lvl.bias  # (B, H)
-                ring[:, t % lvl.span] = x
-            else:
-                h = x @ lvl.weight + lvl.bias
+                for m in range(1, lvl.kernel):  # parts of inputs m*d steps back, due now
+                    h = h + ring[:, (t - m * d) % lvl.span, (m - 1) * H : m * H]
+                ring[:, t % lvl.span] = y[:, H:]  # this input's parts for later steps
             x = torch.tanh(h)
-        return x @ self.head_weight + self.head_bias  # (B, V)
+        return torch.addmm(self.head_bias, x, self.head_weight)  # (B, V)
 
 
 @dataclass(frozen=True)
@@ -130,12 +150,14 @@ def choose(logits: Tensor, uniform: Tensor, params: SamplingParams) -> Tensor:
     """Pick one id per row: argmax at temperature 0, else inverse-CDF with `uniform`."""
     if params.temperature == 0:
         return logits.argmax(dim=-1)
-    probs = F.softmax(filter_logits(logits, params), dim=-1)
-    cdf = probs.cumsum(dim=-1)
-    target = (uniform * cdf[:, -1]).unsqueeze(-1)  # (B, 1)
+    if params.temperature != 1 or params.top_k is not None or params.top_p is not None:
+        logits = filter_logits(logits, params)
+    cdf = F.softmax(logits, dim=-1).cumsum_(dim=-1)
+    target = (uniform * cdf[:, -1]).unsqueeze_(-1)  # (B, 1)
     # right=True: the first id whose cumulative mass exceeds the target, so ids of
     # zero probability are never picked
-    return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
+    picked = torch.searchsorted(cdf, target, right=True).squeeze_(-1)
+    return picked.clamp_(max=logits.shape[-1] - 1)
 
 
 @torch.inference_mode()
@@ -146,41 +168,48 @@ def sample(
     model at temperature 1 (natural log, every character and the end token)."""
     device = net.device
     state = net.init_state(n)
-    rows = torch.arange(n, device=device)  # which original row each batch row is
+    rows: Tensor | None = None  # original row of each batch row, once compacted
     tokens = torch.zeros(n, dtype=torch.long, device=device)
     out = torch.zeros(n, params.max_length + 1, dtype=torch.long, device=device)
-    logprob = torch.zeros(n, device=device)
-    lengths = torch.full((n,), params.max_length, dtype=torch.long, device=device)
+    logprob = torch.zeros(n, device=device)  # per original row, filled at compaction
+    batch_logprob = torch.zeros(n, device=device)  # per current batch row
     running = torch.ones(n, dtype=torch.bool, device=device)
 
     for t in range(params.max_length + 1):  # position t predicts character t+1 or the end
         logits = net.step(tokens, state, t)  # (B, V)
-        uniform = torch.rand(n, generator=generator, device=device)[rows]
+        uniform = torch.rand(n, generator=generator, device=device)
         if t < len(params.prefix):
             nxt = torch.full_like(tokens, params.prefix[t])
         elif t == params.max_length:
             nxt = torch.zeros_like(tokens)  # the end is forced at max_length
         else:
-            if t < params.min_length:
-                logits_masked = logits.clone()
-                logits_masked[:, 0] = float("-inf")  # no end before min_length
+            if t < params.min_length:  # no end before min_length
+                masked = logits.clone()
+                masked[:, 0] = float("-inf")
             else:
-                logits_masked = logits
-            nxt = choose(logits_masked, uniform, params)
-        step_logprob = F.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze(-1)
-        logprob[rows] += torch.where(running, step_logprob, 0.0)
-        out[rows, t] = nxt
-        ended = running & (nxt == 0)
-        lengths[rows[ended]] = t
+                masked = logits
+            nxt = choose(masked, uniform if rows is None else uniform[rows], params)
+        step_logprob = F.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze_(-1)
+        batch_logprob += step_logprob * running  # finished rows add nothing
+        if rows is None:
+            out[:, t] = nxt
+        else:
+            out[rows, t] = nxt
         running &= nxt != 0
         tokens = nxt
         alive = int(running.sum())
         if alive == 0:
             break
-        if alive <= 0.75 * len(rows):  # compact: finished rows stop costing
-            keep = running.nonzero().squeeze(-1)
-            rows, tokens, running = rows[keep], tokens[keep], running[keep]
+        if alive <= 0.75 * len(tokens):  # compact: finished rows stop costing
+            keep = running.nonzero().squeeze_(-1)
+            done = (~running).nonzero().squeeze_(-1)
+            logprob[done if rows is None else rows[done]] = batch_logprob[done]
+            rows = keep if rows is None else rows[keep]
+            tokens, running, batch_logprob = tokens[keep], running[keep], batch_logprob[keep]
             state = [ring[keep] for ring in state]
+    logprob[slice(None) if rows is None else rows] = batch_logprob
 
-    out_list, len_list = out.tolist(), lengths.tolist()
-    return [row[:length] for row, length in zip(out_list, len_list, strict=True)], logprob.tolist()
+    # A name ends at its first end token (rows stepped after their end hold junk after it).
+    lengths = (out == 0).int().argmax(dim=-1).tolist()
+    names = [row[:length] for row, length in zip(out.tolist(), lengths, strict=True)]
+    return names, logprob.tolist()

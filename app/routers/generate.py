@@ -15,7 +15,7 @@ router = APIRouter(tags=["names"])
     summary="Generate names",
     responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-def generate(
+async def generate(
     body: GenerateIn, engine: EngineDep, settings: SettingsDep, request: Request
 ) -> GenerateOut:
     """Sample `n` names in one batch. Every name comes with its log-probability under the
@@ -26,8 +26,7 @@ def generate(
         raise FieldError("max_length", f"must be at most {settings.max_length_limit}")
     req = GenerateRequest(**{**body.model_dump(), "prefix": body.prefix.lower()})
     try:
-        with request.app.state.inference_lock:
-            result = engine.generate(req)
+        result = await request.app.state.runner.run(lambda: engine.generate(req), cost=req.n)
     except UnknownCharacterError as e:
         raise FieldError("prefix", f"character {e.char!r} is not in the model's vocabulary") from e
     request.app.state.metrics.names_generated.inc(len(result.names))

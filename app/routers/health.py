@@ -5,12 +5,12 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health", summary="The process is alive")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @router.get("/ready", summary="The model is loaded and serving")
-def ready(request: Request) -> JSONResponse:
+async def ready(request: Request) -> JSONResponse:
     if getattr(request.app.state, "engine", None) is None:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -7,7 +7,7 @@ router = APIRouter(tags=["model"])
 
 
 @router.get("/model", response_model=ModelOut, summary="The loaded checkpoint")
-def model_info(engine: EngineDep) -> ModelOut:
+async def model_info(engine: EngineDep) -> ModelOut:
     meta = engine.checkpoint.meta
     return ModelOut(
         fingerprint=engine.checkpoint.fingerprint,

@@ -14,7 +14,9 @@ router = APIRouter(tags=["names"])
     summary="Score candidate names",
     responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-def score(body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Request) -> ScoresOut:
+async def score(
+    body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Request
+) -> ScoresOut:
     """Log-likelihood of each name under the model (names are trimmed and lowercased)."""
     if len(body.names) > settings.max_score_names:
         raise FieldError("names", f"at most {settings.max_score_names} names per request")
@@ -30,8 +32,7 @@ def score(body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Requ
             raise FieldError(
                 f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}"
             ) from e
-    with request.app.state.inference_lock:
-        scored = engine.score(names)
+    scored = await request.app.state.runner.run(lambda: engine.score(names), cost=len(names))
     request.app.state.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     return ScoresOut(
