@@ -30,8 +30,11 @@ import safetensors.torch
 import torch
 from torch import Tensor
 
+from model.lstm import CharLSTM, LSTMConfig
 from model.vocab import Vocab
 from model.wavenet import WaveNet, WaveNetConfig
+
+LanguageModel = WaveNet | CharLSTM
 
 FORMAT = "namegen-checkpoint"
 FORMAT_VERSION = 1
@@ -44,7 +47,7 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class Checkpoint:
-    model: WaveNet  # in eval mode
+    model: LanguageModel  # in eval mode
     vocab: Vocab
     meta: dict[str, Any]
     corpus_names: frozenset[str]
@@ -89,7 +92,7 @@ def _fsync_dir(path: Path) -> None:
 
 def save_checkpoint(
     path: str | Path,
-    model: WaveNet,
+    model: LanguageModel,
     vocab: Vocab,
     *,
     meta: dict[str, Any],
@@ -121,6 +124,7 @@ def save_checkpoint(
         **meta,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "model_kind": "lstm" if isinstance(model, CharLSTM) else "wavenet",
         "model_config": model.config.to_dict(),
         "vocab": "".join(vocab.chars),
         "num_params": model.num_params(),
@@ -193,8 +197,15 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     """Load and validate a checkpoint; the model comes back in eval mode on `device`."""
     path = Path(path)
     meta = read_meta(path)
+    kind = meta.get("model_kind", "wavenet")
     try:
-        config = WaveNetConfig.from_dict(dict(meta["model_config"]))
+        config: WaveNetConfig | LSTMConfig
+        if kind == "wavenet":
+            config = WaveNetConfig.from_dict(dict(meta["model_config"]))
+        elif kind == "lstm":
+            config = LSTMConfig.from_dict(dict(meta["model_config"]))
+        else:
+            raise ValueError(f"unknown model kind {kind!r}")
         vocab = Vocab(tuple(meta["vocab"]))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: invalid model config or vocab: {e}") from e
@@ -204,7 +215,9 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
             f"model expects {config.vocab_size}"
         )
     weights = _load_tensors(path, meta, "model")
-    model = WaveNet(config)
+    model: LanguageModel = (
+        WaveNet(config) if isinstance(config, WaveNetConfig) else CharLSTM(config)
+    )
     expected = model.state_dict()
     missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
     if missing or unexpected:

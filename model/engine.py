@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import Checkpoint, load_checkpoint
+from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.device import pick_device
 from model.sampling import IncrementalWaveNet, SamplingParams, sample
 from model.scoring import NameScore, score_names
+from model.wavenet import WaveNet
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,13 @@ class ScoredName:
 
 class Engine:
     def __init__(self, checkpoint: Checkpoint, *, budget_factor: int = 20) -> None:
+        if not isinstance(checkpoint.model, WaveNet):
+            raise CheckpointError(
+                f"checkpoint {checkpoint.path} holds a {type(checkpoint.model).__name__}; "
+                "the service serves WaveNet checkpoints"
+            )
         self.checkpoint = checkpoint
-        self.model = checkpoint.model.eval()
+        self.model: WaveNet = checkpoint.model.eval()
         self.vocab = checkpoint.vocab
         self.corpus_names = checkpoint.corpus_names
         self.device = next(self.model.parameters()).device

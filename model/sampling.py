@@ -20,23 +20,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.wavenet import Level, WaveNet
+from model.wavenet import Level, WaveNet, activate
 
 
 @dataclass(frozen=True)
 class FoldedLevel:
     """One level with BatchNorm folded in, its k taps' weights side by side.
 
-    weight[:, m*H:(m+1)*H] projects an input onto this level's output m*d steps later, so
-    one matmul of the newest input gives its contribution to now and to every future step
-    that will look back at it; the ring keeps those future parts until they are due.
+    weight[:, m*W:(m+1)*W] projects an input onto this level's pre-activation m*d steps
+    later, so one matmul of the newest input gives its contribution to now and to every
+    future step that will look back at it; the ring keeps those future parts until due.
     """
 
-    weight: Tensor  # (C, k*H): tap offsets 0, d, 2d, ... (newest first)
-    bias: Tensor  # (k*H,): the level's bias in the first block, zeros elsewhere
+    weight: Tensor  # (C, k*W): tap offsets 0, d, 2d, ... (newest first)
+    bias: Tensor  # (k*W,): the level's bias in the first block, zeros elsewhere
     kernel: int
     dilation: int
-    hidden: int
+    width: int  # W: the conv's output width (2H for gated levels)
+    gated: bool
 
     @property
     def span(self) -> int:
@@ -45,67 +46,95 @@ class FoldedLevel:
 
     @classmethod
     def fold(cls, level: Level) -> FoldedLevel:
-        bn, conv = level.bn, level.conv
-        scale, shift = bn.scale_shift(bn.running_mean, bn.running_var)
-        w = conv.proj.weight * scale[:, None]  # (H, k*C), taps oldest first
-        H, k = w.shape[0], conv.kernel
+        conv = level.conv
+        w: Tensor = conv.proj.weight  # (W, k*C), taps oldest first
+        b: Tensor = conv.proj.bias if conv.proj.bias is not None else w.new_zeros(w.shape[0])
+        if level.bn is not None:
+            scale, shift = level.bn.scale_shift(level.bn.running_mean, level.bn.running_var)
+            w, b = w * scale[:, None], b * scale + shift
+        W, k = w.shape[0], conv.kernel
         C = w.shape[1] // k
         blocks = [w[:, (k - 1 - m) * C : (k - m) * C].t() for m in range(k)]  # offset m*d
-        bias = torch.cat([shift, shift.new_zeros((k - 1) * H)])
-        return cls(torch.cat(blocks, dim=1).contiguous(), bias, k, conv.dilation, H)
+        bias = torch.cat([b, b.new_zeros((k - 1) * W)])
+        return cls(torch.cat(blocks, dim=1).contiguous(), bias, k, conv.dilation, W, level.gated)
+
+    def pre_activation(self, y: Tensor, ring: Tensor, t: int) -> Tensor:
+        """The newest input's part of y (B, k*W) plus the parts of older inputs now due."""
+        W, d = self.width, self.dilation
+        h = y[:, :W]
+        if self.span:
+            for m in range(1, self.kernel):
+                h = h + ring[:, (t - m * d) % self.span, (m - 1) * W : m * W]
+            ring[:, t % self.span] = y[:, W:]  # this input's parts for later steps
+        return h
 
 
 class IncrementalWaveNet:
-    """An eval-mode WaveNet stepping one character at a time for a batch of rows."""
+    """An eval-mode WaveNet stepping one character at a time for a batch of rows.
+    Handles every WaveNetConfig: gated units, residual and skip sums, the hidden head
+    (dropout is off in eval mode)."""
 
     def __init__(self, model: WaveNet) -> None:
+        cfg = model.config
+        self.residual, self.skip = cfg.residual, cfg.skip
         with torch.no_grad():
-            embedding = model.wte.weight.detach()  # (V, C)
+            self.embedding = model.wte.weight.detach().clone()  # (V, C)
             self.levels = [FoldedLevel.fold(level) for level in model.levels]  # type: ignore[arg-type]
             first = self.levels[0]
             # The first level's input is an embedding row: precompute its projections.
-            self.first_table = torch.addmm(first.bias, embedding, first.weight)  # (V, k*H)
+            self.first_table = torch.addmm(first.bias, self.embedding, first.weight)  # (V, k*W)
+            hidden = model.head_hidden
+            self.head_hidden = (
+                None
+                if hidden is None
+                else (hidden.weight.detach().t().contiguous(), hidden.bias.detach().clone())
+            )
             self.head_weight = model.lm_head.weight.detach().t().contiguous()  # (H, V)
             self.head_bias = model.lm_head.bias.detach().clone()
-            # Every level's input before the name starts is one constant vector (see
-            # WaveNet's docstring); its projections fill the rings at the start.
-            pad_projections = [self.first_table[0]]
-            x = torch.tanh(self._sum_taps(self.first_table[0], first))
-            for lvl in self.levels[1:]:
-                y = torch.addmm(lvl.bias, x[None], lvl.weight)[0]
-                pad_projections.append(y)
-                x = torch.tanh(self._sum_taps(y, lvl))
-            self.pad_projections = pad_projections
-        self.vocab_size = embedding.shape[0]
-        self.device = embedding.device
+            self.pad_projections = self._pad_projections()
+        self.vocab_size = self.embedding.shape[0]
+        self.device = self.embedding.device
 
-    @staticmethod
-    def _sum_taps(y: Tensor, lvl: FoldedLevel) -> Tensor:
-        """Output for a constant input: every tap sees the same projection."""
-        return y.view(lvl.kernel, lvl.hidden).sum(dim=0)
+    def _pad_projections(self) -> list[Tensor]:
+        """Every level's input before the name starts is one constant vector (see
+        WaveNet's docstring); its projections fill the rings at the start."""
+        projections = []
+        x = self.embedding[0]
+        for i, lvl in enumerate(self.levels):
+            y = self.first_table[0] if i == 0 else torch.addmm(lvl.bias, x[None], lvl.weight)[0]
+            projections.append(y)
+            h = y.view(lvl.kernel, lvl.width).sum(dim=0)  # every tap sees the same input
+            x = self._combine(x, activate(h, lvl.gated))
+        return projections
+
+    def _combine(self, x: Tensor, z: Tensor) -> Tensor:
+        return x + z if self.residual and z.shape[-1] == x.shape[-1] else z
 
     def init_state(self, batch: int) -> list[Tensor]:
-        """Per level a ring (B, span, (k-1)*H) of future contributions of past inputs,
+        """Per level a ring (B, span, (k-1)*W) of future contributions of past inputs,
         filled with those of the pre-name value."""
         return [
-            y[lvl.hidden :].expand(batch, lvl.span, -1).clone()
+            y[lvl.width :].expand(batch, lvl.span, -1).clone()
             for y, lvl in zip(self.pad_projections, self.levels, strict=True)
         ]
 
     def step(self, tokens: Tensor, state: list[Tensor], t: int) -> Tensor:
         """Feed the tokens at position t (B,); returns logits for position t (B, V).
         Updates `state` in place."""
-        x = tokens
+        x = self.embedding[tokens] if self.residual else tokens  # only read when residual
+        skip: Tensor | None = None
         for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
-            H, d = lvl.hidden, lvl.dilation
-            y = self.first_table[x] if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
-            h = y[:, :H]  # (B, H) the newest input's part, bias included
-            if lvl.span:
-                for m in range(1, lvl.kernel):  # parts of inputs m*d steps back, due now
-                    h = h + ring[:, (t - m * d) % lvl.span, (m - 1) * H : m * H]
-                ring[:, t % lvl.span] = y[:, H:]  # this input's parts for later steps
-            x = torch.tanh(h)
-        return torch.addmm(self.head_bias, x, self.head_weight)  # (B, V)
+            y = self.first_table[tokens] if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
+            z = activate(lvl.pre_activation(y, ring, t), lvl.gated)
+            x = self._combine(x, z) if i > 0 or self.residual else z
+            if self.skip:
+                skip = z if skip is None else skip + z
+        h = skip if skip is not None else x
+        if self.head_hidden is not None:
+            if self.skip:
+                h = torch.relu(h)
+            h = torch.relu(torch.addmm(self.head_hidden[1], h, self.head_hidden[0]))
+        return torch.addmm(self.head_bias, h, self.head_weight)  # (B, V)
 
 
 @dataclass(frozen=True)

@@ -38,23 +38,41 @@ class WaveNetConfig:
     kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
     bn_momentum: float = 0.1  # the lecture's BatchNorm1d momentum
     bn_eps: float = 1e-5
+    # From the WaveNet paper, all off in the lecture's model:
+    stacks: int = 1  # repeat the kernel pattern (dilations restart at 1 each time)
+    gated: bool = False  # tanh(filter) * sigmoid(gate) instead of tanh
+    residual: bool = False  # each level adds its output to its input (when widths match)
+    skip: bool = False  # the head reads the sum of every level's output
+    head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
+    dropout: float = 0.0  # on every level's output, while training
+    batchnorm: bool = True
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, got {self.kernel_sizes}")
-        for name in ("vocab_size", "n_embd", "n_hidden"):
+        for name in ("vocab_size", "n_embd", "n_hidden", "stacks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.head_hidden < 0:
+            raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+
+    @property
+    def kernels(self) -> tuple[int, ...]:
+        """Kernel size of every level, stacks included."""
+        return self.kernel_sizes * self.stacks
 
     @property
     def dilations(self) -> tuple[int, ...]:
-        return tuple(math.prod(self.kernel_sizes[:i]) for i in range(len(self.kernel_sizes)))
+        ks = self.kernel_sizes
+        return tuple(math.prod(ks[:i]) for i in range(len(ks))) * self.stacks
 
     @property
     def receptive_field(self) -> int:
         """Characters of context the last level sees (the lecture's block_size)."""
-        return math.prod(self.kernel_sizes)
+        return 1 + sum((k - 1) * d for k, d in zip(self.kernels, self.dilations, strict=True))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -76,10 +94,12 @@ class CausalConv(nn.Module):
     The taps are ordered oldest first, like the lecture's FlattenConsecutive.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, kernel: int, dilation: int) -> None:
+    def __init__(
+        self, in_dim: int, out_dim: int, kernel: int, dilation: int, bias: bool = False
+    ) -> None:
         super().__init__()
         self.kernel, self.dilation = kernel, dilation
-        self.proj = nn.Linear(kernel * in_dim, out_dim, bias=False)  # BatchNorm follows
+        self.proj = nn.Linear(kernel * in_dim, out_dim, bias=bias)  # no bias when BN follows
 
     def forward(self, x: Tensor, pad: Tensor) -> tuple[Tensor, Tensor]:
         B, T, C = x.shape
@@ -122,18 +142,36 @@ class MaskedBatchNorm(nn.Module):
         return x * scale + shift, pad * scale + shift
 
 
+def activate(h: Tensor, gated: bool) -> Tensor:
+    """tanh, or the gated unit tanh(filter) * sigmoid(gate) on the two halves of h."""
+    if not gated:
+        return torch.tanh(h)
+    f, g = h.chunk(2, dim=-1)
+    return torch.tanh(f) * torch.sigmoid(g)
+
+
 class Level(nn.Module):
-    """One level of the hierarchy: causal conv, BatchNorm, tanh."""
+    """One level: causal conv, BatchNorm, tanh (or the gated unit), dropout.
+    Returns the level's activation; residual and skip sums are the model's business."""
 
     def __init__(self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int) -> None:
         super().__init__()
-        self.conv = CausalConv(in_dim, config.n_hidden, kernel, dilation)
-        self.bn = MaskedBatchNorm(config.n_hidden, config.bn_eps, config.bn_momentum)
+        self.gated = config.gated
+        width = config.n_hidden * (2 if config.gated else 1)
+        self.conv = CausalConv(in_dim, width, kernel, dilation, bias=not config.batchnorm)
+        self.bn = (
+            MaskedBatchNorm(width, config.bn_eps, config.bn_momentum) if config.batchnorm else None
+        )
+        self.dropout = nn.Dropout(config.dropout) if config.dropout else None
 
     def forward(self, x: Tensor, pad: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         x, pad = self.conv(x, pad)
-        x, pad = self.bn(x, pad, mask)
-        return torch.tanh(x), torch.tanh(pad)
+        if self.bn is not None:
+            x, pad = self.bn(x, pad, mask)
+        x, pad = activate(x, self.gated), activate(pad, self.gated)
+        if self.dropout is not None:
+            x = self.dropout(x)  # not the pad: it stands for many positions at once
+        return x, pad
 
 
 class WaveNet(nn.Module):
@@ -141,12 +179,17 @@ class WaveNet(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
-        dims = [config.n_embd] + [config.n_hidden] * len(config.kernel_sizes)
+        kernels, dilations = config.kernels, config.dilations
+        dims = [config.n_embd] + [config.n_hidden] * len(kernels)
         self.levels = nn.ModuleList(
             Level(dims[i], config, k, d)
-            for i, (k, d) in enumerate(zip(config.kernel_sizes, config.dilations, strict=True))
+            for i, (k, d) in enumerate(zip(kernels, dilations, strict=True))
         )
-        self.lm_head = nn.Linear(config.n_hidden, config.vocab_size)
+        # The WaveNet paper's head is ReLU, 1x1, ReLU, 1x1; the lecture's a single Linear.
+        self.head_hidden = (
+            nn.Linear(config.n_hidden, config.head_hidden) if config.head_hidden else None
+        )
+        self.lm_head = nn.Linear(config.head_hidden or config.n_hidden, config.vocab_size)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -155,8 +198,13 @@ class WaveNet(nn.Module):
         for level in self.levels:  # Kaiming for tanh: std = (5/3) / sqrt(fan_in)
             assert isinstance(level, Level)
             nn.init.kaiming_normal_(level.conv.proj.weight, nonlinearity="tanh", mode="fan_in")
+            if level.conv.proj.bias is not None:
+                nn.init.zeros_(level.conv.proj.bias)
+        if self.head_hidden is not None:
+            nn.init.kaiming_normal_(self.head_hidden.weight, nonlinearity="relu", mode="fan_in")
+            nn.init.zeros_(self.head_hidden.bias)
         # A small output layer makes the initial predictions near uniform (loss ~ ln V).
-        nn.init.normal_(self.lm_head.weight, std=0.1 / math.sqrt(self.config.n_hidden))
+        nn.init.normal_(self.lm_head.weight, std=0.1 / math.sqrt(self.lm_head.in_features))
         nn.init.zeros_(self.lm_head.bias)
 
     def num_params(self) -> int:
@@ -169,9 +217,21 @@ class WaveNet(nn.Module):
         mask = targets != IGNORE_INDEX if targets is not None else None  # (B, T)
         x = self.wte(idx)  # (B, T, C)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
+        skip = None
         for level in self.levels:
-            x, pad = level(x, pad, mask)  # (B, T, H)
-        logits = self.lm_head(x)  # (B, T, V)
+            z, z_pad = level(x, pad, mask)  # (B, T, H)
+            if self.config.residual and z.shape[-1] == x.shape[-1]:
+                x, pad = x + z, pad + z_pad
+            else:
+                x, pad = z, z_pad
+            skip = z if skip is None else skip + z
+        h = skip if self.config.skip else x
+        assert h is not None
+        if self.head_hidden is not None:
+            if self.config.skip:
+                h = F.relu(h)  # a skip sum is unbounded; a tanh output needs no ReLU
+            h = F.relu(self.head_hidden(h))
+        logits = self.lm_head(h)  # (B, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(

@@ -15,9 +15,18 @@ from training.trainer import train
 HELP = {
     "corpus": "text file, one name per line",
     "out": "checkpoint directory to write (created; the best weights end up here)",
+    "model": "wavenet, or lstm (the recurrent baseline of the experiment tables)",
     "n_embd": "character embedding width",
     "n_hidden": "hidden width of every level",
     "kernel_sizes": "kernel size per level, e.g. 2 2 2 (lecture's hierarchy) or 8 (flat MLP)",
+    "stacks": "repeat the kernel pattern this many times (dilations restart each time)",
+    "gated": "gated activation units, tanh(filter) * sigmoid(gate) (WaveNet paper)",
+    "residual": "residual connections: each level adds its output to its input",
+    "skip": "skip connections: the head reads the sum of every level's output",
+    "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
+    "dropout": "dropout on every level's output (LSTM: between layers) while training",
+    "batchnorm": "BatchNorm after every convolution",
+    "n_layers": "LSTM layers",
     "lowercase": "lowercase names while loading",
     "on_bad": "a line with a character outside a-z: 'error' (quote it and stop) or 'skip'",
     "keep_duplicates": "keep repeated names (the lecture does, on names.txt)",
@@ -33,6 +42,8 @@ HELP = {
     "decay_factor": "step schedule's factor",
     "batch_size": "names per step (each padded to the batch's longest)",
     "steps": "optimizer steps",
+    "time_budget_s": "stop after this many seconds of training (0: no limit); the lr "
+    "schedule then follows whichever of steps or time is further along",
     "grad_clip": "clip the gradient norm to this; 0 disables",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
@@ -65,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="*", type=int, default=list(default))
         else:
             kwargs.update(type=type(default), default=default)
-        if f.name in ("optimizer", "schedule", "device", "on_bad"):
+        if f.name in ("model", "optimizer", "schedule", "device", "on_bad"):
             kwargs["choices"] = {
+                "model": ["wavenet", "lstm"],
                 "optimizer": ["adamw", "sgd"],
                 "on_bad": ["error", "skip"],
                 "schedule": ["cosine", "step", "constant"],

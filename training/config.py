@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from model import WaveNetConfig
+from model.lstm import LSTMConfig
 
+ModelKind = Literal["wavenet", "lstm"]
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["cosine", "step", "constant"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -18,9 +20,18 @@ class TrainConfig:
     corpus: str
     out: str
     # model
+    model: ModelKind = "wavenet"
     n_embd: int = 24
     n_hidden: int = 128
     kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
+    stacks: int = 1
+    gated: bool = False
+    residual: bool = False
+    skip: bool = False
+    head_hidden: int = 0
+    dropout: float = 0.0
+    batchnorm: bool = True
+    n_layers: int = 2  # LSTM only
     # data
     lowercase: bool = True
     on_bad: Literal["error", "skip"] = "error"
@@ -38,6 +49,8 @@ class TrainConfig:
     decay_factor: float = 0.1
     batch_size: int = 128  # names per step
     steps: int = 4000
+    time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
+    # then runs on whichever of steps or time is further along
     grad_clip: float = 0.0  # 0 disables
     # evaluation and checkpoints
     eval_interval: int = 500
@@ -57,16 +70,31 @@ class TrainConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 
-    def model_config(self, vocab_size: int) -> WaveNetConfig:
+    def model_config(self, vocab_size: int) -> WaveNetConfig | LSTMConfig:
+        if self.model == "lstm":
+            return LSTMConfig(
+                vocab_size=vocab_size,
+                n_embd=self.n_embd,
+                n_hidden=self.n_hidden,
+                n_layers=self.n_layers,
+                dropout=self.dropout,
+            )
         return WaveNetConfig(
             vocab_size=vocab_size,
             n_embd=self.n_embd,
             n_hidden=self.n_hidden,
             kernel_sizes=self.kernel_sizes,
+            stacks=self.stacks,
+            gated=self.gated,
+            residual=self.residual,
+            skip=self.skip,
+            head_hidden=self.head_hidden,
+            dropout=self.dropout,
+            batchnorm=self.batchnorm,
         )
 
-    def lr_at(self, step: int) -> float:
-        """Learning rate for optimizer step `step` (0-based)."""
+    def lr_at(self, step: int, elapsed_s: float = 0.0) -> float:
+        """Learning rate for optimizer step `step` (0-based), `elapsed_s` into training."""
         if self.schedule == "step":
             return self.lr * self.decay_factor ** sum(step >= s for s in self.decay_steps)
         if step < self.warmup_steps:
@@ -74,6 +102,8 @@ class TrainConfig:
         if self.schedule == "constant":
             return self.lr
         progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        if self.time_budget_s > 0:
+            progress = max(progress, elapsed_s / self.time_budget_s)
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
         return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
 

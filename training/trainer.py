@@ -22,7 +22,9 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from model import Vocab, WaveNet
+from model import Vocab, WaveNet, WaveNetConfig
+from model.checkpoint import LanguageModel
+from model.lstm import CharLSTM
 from model.checkpoint import load_checkpoint, load_train_state, read_meta, save_checkpoint
 from model.device import pick_device
 from training.config import TrainConfig
@@ -32,8 +34,13 @@ from training.data import EncodedNames, split_names
 LAST = "last"
 
 
+def build_model(cfg: TrainConfig, vocab_size: int) -> LanguageModel:
+    config = cfg.model_config(vocab_size)
+    return WaveNet(config) if isinstance(config, WaveNetConfig) else CharLSTM(config)
+
+
 @torch.no_grad()
-def evaluate(model: WaveNet, data: EncodedNames, batch_names: int = 4096) -> float:
+def evaluate(model: LanguageModel, data: EncodedNames, batch_names: int = 4096) -> float:
     """Mean loss per predicted character over the whole set, in eval mode."""
     was_training = model.training
     model.eval()
@@ -77,7 +84,7 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Corpus, Vocab,
 # -- optimizer and RNG state as flat tensors (safetensors) plus JSON scalars ------------
 
 
-def make_optimizer(model: WaveNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: LanguageModel, cfg: TrainConfig) -> torch.optim.Optimizer:
     # No weight decay on BatchNorm parameters and biases, as is usual.
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -135,7 +142,7 @@ def unpack_train_state(
 class TrainResult:
     out: Path
     metrics: dict[str, Any]
-    model: WaveNet
+    model: LanguageModel
 
 
 EvalHook = Callable[[int, float, float], None]  # (step, train_loss, val_loss)
@@ -160,9 +167,10 @@ def train(
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     batch_rng = torch.Generator().manual_seed(cfg.seed)
-    model = WaveNet(cfg.model_config(vocab.size)).to(device)
+    model = build_model(cfg, vocab.size).to(device)
     optimizer = make_optimizer(model, cfg)
     step, best_val, best_step, stale_evals, elapsed = 0, float("inf"), -1, 0, 0.0
+    history: list[dict[str, float]] = []  # one entry per evaluation, for loss curves
 
     if resume and (out / LAST / "meta.json").exists():
         last = load_checkpoint(out / LAST, device=device)
@@ -173,6 +181,7 @@ def train(
         unpack_train_state(load_train_state(out / LAST), saved, optimizer, batch_rng)
         step, best_val, best_step = saved["step"], saved["best_val"], saved["best_step"]
         stale_evals, elapsed = saved["stale_evals"], saved["elapsed"]
+        history = saved["history"]
 
     record: dict[str, Any] = {
         "training": {
@@ -194,6 +203,7 @@ def train(
             best_step=best_step,
             stale_evals=stale_evals,
             elapsed=elapsed,
+            history=history,
         )
         meta = {**record, "train_state": scalars}
         save_checkpoint(
@@ -208,7 +218,7 @@ def train(
     loss_ema: float | None = None
     stopped_early = False
     while step < cfg.steps:
-        lr = cfg.lr_at(step)
+        lr = cfg.lr_at(step, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
         rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
@@ -228,9 +238,20 @@ def train(
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", refresh=False)
 
-        if step % cfg.eval_interval == 0 or step == cfg.steps:
+        out_of_time = bool(cfg.time_budget_s) and (
+            time.perf_counter() - started >= cfg.time_budget_s
+        )
+        if step % cfg.eval_interval == 0 or step == cfg.steps or out_of_time:
             val = evaluate(model, data.val)
             elapsed = time.perf_counter() - started
+            history.append(
+                {
+                    "step": step,
+                    "train_loss": loss_ema,
+                    "val_loss": val,
+                    "elapsed_s": round(elapsed, 2),
+                }
+            )
             if val < best_val:
                 best_val, best_step, stale_evals = val, step, 0
                 save_checkpoint(
@@ -256,6 +277,9 @@ def train(
                 stopped_early = True
                 bar.write(f"early stop: {stale_evals} evaluations without improvement")
                 break
+            if out_of_time:
+                bar.write(f"time budget of {cfg.time_budget_s:.0f}s spent")
+                break
         if stop_after is not None and step >= stop_after:
             bar.close()
             return TrainResult(out, {"interrupted_at": step}, model)
@@ -276,6 +300,7 @@ def train(
         "wall_time_s": round(elapsed, 2),
         "device": str(device),
     }
+    record["history"] = history
     save_checkpoint(
         out, best, vocab, meta={**record, "metrics": metrics}, corpus_names=corpus.names
     )

@@ -11,6 +11,7 @@ from model.checkpoint import Checkpoint
 from model.engine import Engine, GenerateRequest
 from model.sampling import IncrementalWaveNet, SamplingParams, filter_logits, sample
 from model.scoring import score_names
+from tests.model.test_wavenet import OPTION_CONFIGS, option_model
 
 VOCAB = Vocab.from_names(["abcdefghijklmnopqrstuvwxyz"])
 
@@ -172,3 +173,17 @@ def test_filters_give_up_within_budget_and_say_so() -> None:
     assert result.sampled <= 100 * engine.budget_factor + 100
     greedy = engine.generate(GenerateRequest(n=5, temperature=0, unique=True))
     assert len(greedy.names) == 1 and not greedy.complete
+
+
+@pytest.mark.parametrize("options", OPTION_CONFIGS)
+def test_incremental_handles_every_option(options: dict) -> None:
+    model = option_model(options)
+    net = IncrementalWaveNet(model)
+    torch.manual_seed(1)
+    idx = torch.randint(1, 27, (4, 14))
+    idx[:, 0] = 0
+    with torch.no_grad():
+        full, _ = model(idx)
+    state = net.init_state(4)
+    for t in range(idx.shape[1]):
+        torch.testing.assert_close(net.step(idx[:, t], state, t), full[:, t], rtol=1e-5, atol=1e-5)

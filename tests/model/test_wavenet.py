@@ -151,3 +151,66 @@ def test_config_round_trip_and_validation() -> None:
         WaveNetConfig(kernel_sizes=())
     with pytest.raises(ValueError):
         WaveNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+OPTION_CONFIGS = [
+    {"gated": True},
+    {"residual": True, "n_embd": 16},
+    {"residual": True, "skip": True, "gated": True, "kernel_sizes": (2, 2, 2, 2)},
+    {"skip": True, "head_hidden": 20},
+    {"batchnorm": False, "residual": True, "gated": True, "stacks": 2},
+    {"dropout": 0.2, "residual": True, "skip": True, "head_hidden": 12, "kernel_sizes": (3, 2)},
+]
+
+
+def option_model(options: dict, seed: int = 0) -> WaveNet:
+    base = {"vocab_size": 27, "n_embd": 10, "n_hidden": 16, "kernel_sizes": (2, 2, 2)}
+    torch.manual_seed(seed)
+    model = WaveNet(WaveNetConfig(**{**base, **options}))
+    with torch.no_grad():
+        for level in model.levels:
+            if level.bn is not None:
+                level.bn.running_mean.normal_(std=0.3)
+                level.bn.running_var.uniform_(0.5, 2.0)
+                level.bn.bias.normal_(std=0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("options", OPTION_CONFIGS)
+def test_pad_vector_equals_explicit_left_padding(options: dict) -> None:
+    """Every option keeps the shortcut exact: carrying the pre-name value equals feeding
+    receptive_field - 1 boundary tokens before the name."""
+    model = option_model(options)
+    rf = model.config.receptive_field
+    torch.manual_seed(2)
+    idx = torch.randint(1, 27, (3, 9))
+    idx[:, 0] = 0
+    padded = torch.cat([torch.zeros(3, rf - 1, dtype=torch.long), idx], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx)[0], model(padded)[0][:, rf - 1 :])
+
+
+@pytest.mark.parametrize("options", OPTION_CONFIGS)
+def test_options_train(options: dict) -> None:
+    model = option_model(options).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    idx = torch.randint(0, 27, (16, 10))
+    targets = torch.roll(idx, -1, dims=1)
+    losses = []
+    for _ in range(30):
+        _, loss = model(idx, targets)
+        assert loss is not None
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.3
+
+
+def test_stacks_and_receptive_field() -> None:
+    cfg = WaveNetConfig(kernel_sizes=(2, 2, 2, 2, 2), stacks=2)
+    assert cfg.dilations == (1, 2, 4, 8, 16) * 2
+    assert cfg.receptive_field == 63
+    assert WaveNetConfig(kernel_sizes=(8,)).receptive_field == 8
+    assert WaveNetConfig(kernel_sizes=(3, 2)).receptive_field == 6

@@ -1,0 +1,206 @@
+"""`python -m training.sweep FILE`: train the named runs of a TOML file, one after another.
+
+The file has optional `[defaults]` (any training option) and `[[run]]` tables, each with a
+`name`, optional `notes` and `reference_val` (a published figure to compare with), and
+training options overriding the defaults. Relative paths are resolved against the TOML
+file's folder.
+
+Each run trains into `RUNS/<file stem>/<name>/` (a checkpoint directory). A run whose
+checkpoint holds final metrics is finished and skipped; a run found half-done (the sweep
+was interrupted) is removed and restarted from scratch. After every run the results table
+is rewritten, ranked by val loss: `RESULTS/<stem>.md` and `.csv`, and the validation curves
+of all runs on one plot, `RESULTS/<stem>.png`.
+
+`--only NAME --out DIR` trains that one row from scratch into DIR and touches no table.
+The last line reads `sweep: best=<name> params=<int> val=<float> test=<float>
+seconds=<float>` over the file's finished rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from model.checkpoint import CheckpointError, read_meta  # noqa: E402
+from training.config import TrainConfig  # noqa: E402
+from training.trainer import train  # noqa: E402
+
+ROW_KEYS = {"name", "notes", "reference_val"}
+COLUMNS = ["name", "model", "params", "train", "val", "test", "steps", "seconds", "reference_val",
+           "notes"]  # fmt: skip
+
+
+@dataclass
+class Row:
+    name: str
+    notes: str
+    reference_val: float | None
+    options: dict[str, Any]  # TrainConfig fields except corpus/out
+
+    def config(self, out: Path) -> TrainConfig:
+        return TrainConfig(**{**self.options, "out": str(out)})
+
+
+def load_rows(path: Path) -> list[Row]:
+    """Parse and validate a sweep file: every option must be a training option."""
+    spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    unknown_top = set(spec) - {"defaults", "run"}
+    if unknown_top:
+        raise ValueError(f"{path}: unknown tables {sorted(unknown_top)} (use [defaults], [[run]])")
+    known = {f.name for f in fields(TrainConfig)} - {"out"}
+    defaults = dict(spec.get("defaults", {}))
+    rows, names = [], set()
+    for i, raw in enumerate(spec.get("run", [])):
+        entry = {**defaults, **raw}
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"{path}: run {i} needs a name of letters, digits, - and _")
+        if name in names:
+            raise ValueError(f"{path}: run name {name!r} appears twice")
+        names.add(name)
+        options = {k: v for k, v in entry.items() if k not in ROW_KEYS}
+        bad = set(options) - known
+        if bad:
+            raise ValueError(f"{path}: run {name!r} has unknown options {sorted(bad)}")
+        if "corpus" not in options:
+            raise ValueError(f"{path}: run {name!r} has no corpus")
+        options["corpus"] = str((path.parent / options["corpus"]).resolve())
+        options.setdefault("progress", False)
+        TrainConfig(**{**options, "out": ""})  # validate now, not an hour into the sweep
+        rows.append(Row(name, entry.get("notes", ""), entry.get("reference_val"), options))
+    if not rows:
+        raise ValueError(f"{path}: no [[run]] tables")
+    return rows
+
+
+def finished_metrics(out: Path) -> dict[str, Any] | None:
+    """The final metrics of a finished run, or None."""
+    try:
+        meta = read_meta(out)
+    except CheckpointError:
+        return None
+    metrics = meta.get("metrics", {})
+    return meta if "test_loss" in metrics and not metrics.get("partial") else None
+
+
+def result_row(row: Row, meta: dict[str, Any]) -> dict[str, Any]:
+    m = meta["metrics"]
+    return {
+        "name": row.name,
+        "model": meta.get("model_kind", "wavenet"),
+        "params": m["num_params"],
+        "train": round(m["train_loss"], 4),
+        "val": round(m["val_loss"], 4),
+        "test": round(m["test_loss"], 4),
+        "steps": m["steps"],
+        "seconds": round(m["wall_time_s"], 1),
+        "reference_val": "" if row.reference_val is None else row.reference_val,
+        "notes": row.notes,
+    }
+
+
+def write_results(stem: str, results: list[dict[str, Any]], histories: dict[str, Any],
+                  results_dir: Path) -> None:  # fmt: skip
+    results_dir.mkdir(parents=True, exist_ok=True)
+    ranked = sorted(results, key=lambda r: r["val"])
+    with open(results_dir / f"{stem}.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(ranked)
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in ranked:
+        cells = [f"{r[c]:,}" if c == "params" else str(r[c]) for c in COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    (results_dir / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for name, history in histories.items():
+        if history:
+            ax.plot([h["elapsed_s"] for h in history], [h["val_loss"] for h in history],
+                    label=name, marker=".")  # fmt: skip
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("validation loss")
+    ax.set_yscale("log")
+    ax.set_title(f"{stem}: validation loss during training")
+    ax.grid(True, which="both", alpha=0.3)
+    if histories:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(results_dir / f"{stem}.png", dpi=110)
+    plt.close(fig)
+
+
+def run_sweep(path: Path, runs_dir: Path, results_dir: Path) -> list[dict[str, Any]]:
+    rows = load_rows(path)
+    stem = path.stem
+    results, histories = [], {}
+    for row in rows:
+        out = runs_dir / stem / row.name
+        meta = finished_metrics(out)
+        if meta is None:
+            if out.exists():
+                print(f"sweep: {row.name}: unfinished run found, restarting it", flush=True)
+                shutil.rmtree(out)
+            print(f"sweep: {row.name}: training into {out}", flush=True)
+            train(row.config(out))
+            meta = finished_metrics(out)
+            assert meta is not None
+        else:
+            print(f"sweep: {row.name}: finished earlier, skipped", flush=True)
+        results.append(result_row(row, meta))
+        histories[row.name] = meta.get("history", [])
+        write_results(stem, results, histories, results_dir)
+    return results
+
+
+def summary_line(results: list[dict[str, Any]]) -> str:
+    best = min(results, key=lambda r: r["val"])
+    return (f"sweep: best={best['name']} params={best['params']} val={best['val']:.4f} "
+            f"test={best['test']:.4f} seconds={best['seconds']:.1f}")  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__)
+    parser.add_argument("file", type=Path, help="TOML file of named runs")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                        help="where run checkpoints go (RUNS/<stem>/<name>)")  # fmt: skip
+    parser.add_argument("--results-dir", type=Path, default=Path("experiments/results"),
+                        help="where the tables and the plot go")  # fmt: skip
+    parser.add_argument("--only", help="train only this row, from scratch, into --out")
+    parser.add_argument("--out", type=Path, help="checkpoint directory for --only")
+    args = parser.parse_args(argv)
+    try:
+        if args.only:
+            if args.out is None:
+                parser.error("--only needs --out")
+            rows = {r.name: r for r in load_rows(args.file)}
+            if args.only not in rows:
+                parser.error(f"no run named {args.only!r} in {args.file}")
+            row = rows[args.only]
+            shutil.rmtree(args.out, ignore_errors=True)
+            train(row.config(args.out))
+            meta = finished_metrics(args.out)
+            assert meta is not None
+            results = [result_row(row, meta)]
+        else:
+            results = run_sweep(args.file, args.runs_dir, args.results_dir)
+    except (ValueError, OSError, tomllib.TOMLDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary_line(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
