@@ -30,15 +30,25 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from model.checkpoint import CheckpointError, read_meta  # noqa: E402
-from training.config import TrainConfig  # noqa: E402
-from training.trainer import train  # noqa: E402
+from model.checkpoint import CheckpointError, read_meta
+from training.config import TrainConfig
+from training.trainer import train
 
 ROW_KEYS = {"name", "notes", "reference_val"}
-COLUMNS = ["name", "model", "params", "train", "val", "test", "steps", "seconds", "reference_val",
-           "notes"]  # fmt: skip
+COLUMNS = [
+    "name",
+    "model",
+    "params",
+    "train",
+    "val",
+    "test",
+    "steps",
+    "seconds",
+    "reference_val",
+    "notes",
+]
 
 
 @dataclass
@@ -110,8 +120,9 @@ def result_row(row: Row, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_results(stem: str, results: list[dict[str, Any]], histories: dict[str, Any],
-                  results_dir: Path) -> None:  # fmt: skip
+def write_results(
+    stem: str, results: list[dict[str, Any]], histories: dict[str, Any], results_dir: Path
+) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     ranked = sorted(results, key=lambda r: r["val"])
     with open(results_dir / f"{stem}.csv", "w", newline="", encoding="utf-8") as f:
@@ -127,8 +138,12 @@ def write_results(stem: str, results: list[dict[str, Any]], histories: dict[str,
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for name, history in histories.items():
         if history:
-            ax.plot([h["elapsed_s"] for h in history], [h["val_loss"] for h in history],
-                    label=name, marker=".")  # fmt: skip
+            ax.plot(
+                [h["elapsed_s"] for h in history],
+                [h["val_loss"] for h in history],
+                label=name,
+                marker=".",
+            )
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("validation loss")
     ax.set_yscale("log")
@@ -166,17 +181,27 @@ def run_sweep(path: Path, runs_dir: Path, results_dir: Path) -> list[dict[str, A
 
 def summary_line(results: list[dict[str, Any]]) -> str:
     best = min(results, key=lambda r: r["val"])
-    return (f"sweep: best={best['name']} params={best['params']} val={best['val']:.4f} "
-            f"test={best['test']:.4f} seconds={best['seconds']:.1f}")  # fmt: skip
+    return (
+        f"sweep: best={best['name']} params={best['params']} val={best['val']:.4f} "
+        f"test={best['test']:.4f} seconds={best['seconds']:.1f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__)
     parser.add_argument("file", type=Path, help="TOML file of named runs")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                        help="where run checkpoints go (RUNS/<stem>/<name>)")  # fmt: skip
-    parser.add_argument("--results-dir", type=Path, default=Path("experiments/results"),
-                        help="where the tables and the plot go")  # fmt: skip
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("runs"),
+        help="where run checkpoints go (RUNS/<stem>/<name>)",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=Path("experiments/results"),
+        help="where the tables and the plot go",
+    )
     parser.add_argument("--only", help="train only this row, from scratch, into --out")
     parser.add_argument("--out", type=Path, help="checkpoint directory for --only")
     args = parser.parse_args(argv)

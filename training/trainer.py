@@ -23,10 +23,15 @@ from torch import Tensor
 from tqdm import tqdm
 
 from model import Vocab, WaveNet, WaveNetConfig
-from model.checkpoint import LanguageModel
-from model.lstm import CharLSTM
-from model.checkpoint import load_checkpoint, load_train_state, read_meta, save_checkpoint
+from model.checkpoint import (
+    LanguageModel,
+    load_checkpoint,
+    load_train_state,
+    read_meta,
+    save_checkpoint,
+)
 from model.device import pick_device
+from model.lstm import CharLSTM
 from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
 from training.data import EncodedNames, split_names

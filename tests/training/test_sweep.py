@@ -1,0 +1,125 @@
+"""The experiment harness: tables, plot, --only, and resuming after a real kill."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from training.sweep import main as sweep_main
+
+TINY = """
+[defaults]
+corpus = "{corpus}"
+n_embd = 8
+n_hidden = 16
+batch_size = 16
+eval_interval = 10
+threads = 1
+
+[[run]]
+name = "fast"
+notes = "finishes in a moment"
+reference_val = 3.0
+steps = 30
+
+[[run]]
+name = "slow-lstm"
+model = "lstm"
+n_hidden = 16
+steps = {slow_steps}
+"""
+
+
+def sweep_file(tmp_path: Path, corpus: Path, slow_steps: int = 30) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(corpus=corpus, slow_steps=slow_steps))
+    return path
+
+
+def run(path: Path, tmp_path: Path, *extra: str) -> int:
+    return sweep_main(
+        [
+            str(path),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            *extra,
+        ]
+    )
+
+
+def test_sweep_writes_ranked_tables_and_plot(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(sweep_file(tmp_path, small_corpus), tmp_path) == 0
+    with open(tmp_path / "results" / "tiny.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["name"] for r in rows} == {"fast", "slow-lstm"}
+    assert {r["model"] for r in rows} == {"wavenet", "lstm"}
+    vals = [float(r["val"]) for r in rows]
+    assert vals == sorted(vals)
+    md = (tmp_path / "results" / "tiny.md").read_text()
+    assert md.startswith("| name | model | params |") and "finishes in a moment" in md
+    assert (tmp_path / "results" / "tiny.png").read_bytes()[:4] == b"\x89PNG"
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    best = min(rows, key=lambda r: float(r["val"]))
+    assert last.startswith(f"sweep: best={best['name']} params={best['params']} val=")
+    assert " test=" in last and " seconds=" in last
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sweep_file(tmp_path, small_corpus, slow_steps=20_000)
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.sweep",
+        str(path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slow = tmp_path / "runs" / "tiny" / "slow-lstm"
+    deadline = time.monotonic() + 60
+    while not (slow / "last" / "meta.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # mid-run: the slow row has started, not finished
+    proc.wait()
+    fast_meta = tmp_path / "runs" / "tiny" / "fast" / "meta.json"
+    finished_at = fast_meta.stat().st_mtime_ns
+
+    path.write_text(TINY.format(corpus=small_corpus, slow_steps=20_000).replace("20000", "40"))
+    assert run(path, tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "fast: finished earlier, skipped" in out
+    assert "slow-lstm: unfinished run found, restarting it" in out
+    assert fast_meta.stat().st_mtime_ns == finished_at  # not trained again
+    with open(tmp_path / "results" / "tiny.csv") as f:
+        assert {r["name"] for r in csv.DictReader(f)} == {"fast", "slow-lstm"}
+
+
+def test_only_trains_one_row_into_out(small_corpus: Path, tmp_path: Path) -> None:
+    path = sweep_file(tmp_path, small_corpus)
+    assert run(path, tmp_path, "--only", "fast", "--out", str(tmp_path / "one")) == 0
+    assert (tmp_path / "one" / "meta.json").exists()
+    assert not (tmp_path / "results").exists()
+
+
+def test_bad_sweep_file_is_a_clear_error(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[[run]]\nname = "x"\ncorpus = "{small_corpus}"\nlearning_rate = 1\n')
+    assert run(path, tmp_path) == 2
+    assert "unknown options ['learning_rate']" in capsys.readouterr().err
