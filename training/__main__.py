@@ -40,7 +40,9 @@ HELP = {
     "warmup_steps": "linear warmup steps (cosine and constant schedules)",
     "decay_steps": "steps at which the step schedule multiplies lr by decay-factor",
     "decay_factor": "step schedule's factor",
-    "batch_size": "names per step (each padded to the batch's longest)",
+    "batch_size": "names (or windows) per step, padded to the batch's longest",
+    "batch_unit": "names: whole names, every position a prediction; windows: the lecture's "
+    "batches, one random (name, position) prediction per row",
     "steps": "optimizer steps",
     "time_budget_s": "stop after this many seconds of training (0: no limit); the lr "
     "schedule then follows whichever of steps or time is further along",
@@ -76,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="*", type=int, default=list(default))
         else:
             kwargs.update(type=type(default), default=default)
-        if f.name in ("model", "optimizer", "schedule", "device", "on_bad"):
+        if f.name in ("model", "optimizer", "schedule", "device", "on_bad", "batch_unit"):
             kwargs["choices"] = {
                 "model": ["wavenet", "lstm"],
+                "batch_unit": ["names", "windows"],
                 "optimizer": ["adamw", "sgd"],
                 "on_bad": ["error", "skip"],
                 "schedule": ["cosine", "step", "constant"],

@@ -47,7 +47,10 @@ class TrainConfig:
     warmup_steps: int = 100
     decay_steps: tuple[int, ...] = ()  # "step" schedule: multiply lr by decay_factor at each
     decay_factor: float = 0.1
-    batch_size: int = 128  # names per step
+    batch_size: int = 128  # names (or windows) per step
+    # "names": whole names, every position a prediction. "windows": the lecture's batches,
+    # one random (name, position) prediction per row.
+    batch_unit: Literal["names", "windows"] = "names"
     steps: int = 4000
     time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
     # then runs on whichever of steps or time is further along

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from model import Vocab
+from model import IGNORE_INDEX, Vocab
 from model.scoring import encode_names
 
 
@@ -47,6 +47,24 @@ class EncodedNames:
         """The rows, trimmed to the longest name among them."""
         t = int(self.lengths[rows].max()) + 1
         return self.x[rows, :t], self.y[rows, :t]
+
+    def window_index(self) -> Tensor:
+        """Every prediction of the set as a (row, position) pair: (num_targets, 2)."""
+        rows = torch.repeat_interleave(torch.arange(len(self)), self.lengths + 1)
+        starts = torch.cumsum(self.lengths + 1, 0) - (self.lengths + 1)
+        positions = torch.arange(len(rows)) - starts.repeat_interleave(self.lengths + 1)
+        return torch.stack([rows, positions], dim=1)
+
+    def window_batch(self, pairs: Tensor) -> tuple[Tensor, Tensor]:
+        """The lecture's batches: one prediction per row (the name up to that position);
+        every other target is ignored, so BatchNorm statistics count one position a row."""
+        rows, positions = pairs[:, 0], pairs[:, 1]
+        t = int(positions.max()) + 1
+        x = self.x[rows, :t]
+        y = torch.full_like(x, IGNORE_INDEX)
+        arange = torch.arange(len(rows), device=x.device)
+        y[arange, positions] = self.y[rows, positions]
+        return x, y
 
     def to(self, device: torch.device | str) -> EncodedNames:
         return EncodedNames(self.x.to(device), self.y.to(device), self.lengths.to(device))

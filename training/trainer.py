@@ -215,6 +215,7 @@ def train(
             out / LAST, model, vocab, meta=meta, corpus_names=corpus.names, train_state=tensors
         )
 
+    windows = data.train.window_index() if cfg.batch_unit == "windows" else None
     model.train()
     bar = tqdm(
         total=cfg.steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
@@ -226,8 +227,12 @@ def train(
         lr = cfg.lr_at(step, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
-        x, y = data.train.batch(rows.to(device))
+        if windows is None:
+            rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
+            x, y = data.train.batch(rows.to(device))
+        else:
+            picks = torch.randint(len(windows), (cfg.batch_size,), generator=batch_rng)
+            x, y = data.train.window_batch(windows[picks].to(device))
         _, loss = model(x, y)
         assert loss is not None
         optimizer.zero_grad(set_to_none=True)

@@ -31,3 +31,15 @@ def test_encoding_and_batches() -> None:
     assert data.num_targets == 3 + 2 + 5
     x, y = data.batch(torch.tensor([0, 1]))
     assert x.shape == y.shape == (2, 3)  # trimmed to the longest in the batch
+
+
+def test_window_batches_have_one_prediction_per_row() -> None:
+    vocab = Vocab.from_names(["abc"])
+    data = EncodedNames.build(["ab", "c", "abca"], vocab)
+    windows = data.window_index()
+    assert len(windows) == data.num_targets == 10
+    assert windows[:3].tolist() == [[0, 0], [0, 1], [0, 2]]
+    x, y = data.window_batch(windows[torch.tensor([0, 2, 7])])
+    assert x.shape == (3, 3)  # up to the furthest position asked for
+    assert ((y != IGNORE_INDEX).sum(dim=1) == 1).all()
+    assert y[0, 0] == vocab.stoi["a"] and y[1, 2] == 0 and y[2, 2] == vocab.stoi["c"]
