@@ -49,6 +49,9 @@ HELP = {
     "grad_clip": "clip the gradient norm to this; 0 disables",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
+    "diagnostics": "record activation, gradient and update-ratio health into OUT/diagnostics "
+    "(JSON lines and PNG plots) and warn on saturation or update ratios far from 1e-3",
+    "diagnose_interval": "capture diagnostics every this many steps; 0: at every evaluation",
     "seed": "seed for initialisation and batches: same seed, same run",
     "device": "auto picks cuda, then mps, then cpu",
     "threads": "torch CPU threads; 0 keeps torch's default",
@@ -91,12 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from OUT/last"
     )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="a short health check: 300 steps (unless --steps is given), diagnostics every "
+        "10 steps, evaluation every 100; look at OUT/diagnostics/*.png afterwards",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume = args.pop("resume")
+    if args.pop("diagnose"):
+        explicit_steps = any(
+            a == "--steps" or a.startswith("--steps=") for a in (argv or sys.argv[1:])
+        )
+        args.update(diagnostics=True, diagnose_interval=10, eval_interval=100)
+        if not explicit_steps:
+            args["steps"] = 300
     try:
         cfg = TrainConfig(**args)
         result = train(cfg, resume=resume)

@@ -58,6 +58,8 @@ class TrainConfig:
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
+    diagnostics: bool = True  # activation, gradient and update health, into OUT/diagnostics
+    diagnose_interval: int = 0  # capture every this many steps; 0: at every evaluation
     # run
     seed: int = 1337
     device: Device = "auto"

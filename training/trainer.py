@@ -8,6 +8,7 @@ removed when the run finishes.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shlex
 import shutil
@@ -35,6 +36,7 @@ from model.lstm import CharLSTM
 from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
 from training.data import EncodedNames, split_names
+from training.diagnostics import Diagnostics
 
 LAST = "last"
 
@@ -142,6 +144,20 @@ def unpack_train_state(
 
 # -- the loop --------------------------------------------------------------------------
 
+DIAGNOSTICS = "diagnostics"
+MAX_WARNINGS = 3  # per capture: enough to see a trend without flooding the log
+
+
+def report_health(warnings: list[str], step: int, cfg: TrainConfig, bar: tqdm) -> None:
+    """Print what the diagnostics flag, except during warmup, when the update ratios are
+    expected to be off."""
+    if step <= cfg.warmup_steps or not warnings:
+        return
+    for warning in warnings[:MAX_WARNINGS]:
+        bar.write(f"warning at step {step}: {warning}")
+    if len(warnings) > MAX_WARNINGS:
+        bar.write(f"warning at step {step}: ... and {len(warnings) - MAX_WARNINGS} more")
+
 
 @dataclass
 class TrainResult:
@@ -216,6 +232,8 @@ def train(
         )
 
     windows = data.train.window_index() if cfg.batch_unit == "windows" else None
+    diag = Diagnostics(model, out / DIAGNOSTICS) if cfg.diagnostics else None
+    diagnose_every = cfg.diagnose_interval or cfg.eval_interval
     model.train()
     bar = tqdm(
         total=cfg.steps, initial=step, disable=not cfg.progress, unit="step", dynamic_ncols=True
@@ -233,16 +251,24 @@ def train(
         else:
             picks = torch.randint(len(windows), (cfg.batch_size,), generator=batch_rng)
             x, y = data.train.window_batch(windows[picks].to(device))
-        _, loss = model(x, y)
-        assert loss is not None
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        watch = diag is not None and (step + 1) % diagnose_every == 0
+        with diag.capture() if watch and diag is not None else contextlib.nullcontext():
+            _, loss = model(x, y)
+            assert loss is not None
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        before = diag.snapshot() if watch and diag is not None else None
         optimizer.step()
         step += 1
 
         loss_value = loss.item()
+        if diag is not None:
+            if watch:
+                report_health(diag.record(step, lr, before), step, cfg, bar)
+            if step % 10 == 0:
+                diag.log_losses(step, train_loss=loss_value)
         loss_ema = loss_value if loss_ema is None else 0.98 * loss_ema + 0.02 * loss_value
         bar.update(1)
         if step % 50 == 0:
@@ -282,6 +308,8 @@ def train(
             )
             if on_eval is not None:
                 on_eval(step, loss_ema, val)
+            if diag is not None:
+                diag.log_losses(step, val_loss=val)
             save_last()
             if cfg.patience and stale_evals >= cfg.patience:
                 stopped_early = True
@@ -295,6 +323,8 @@ def train(
             return TrainResult(out, {"interrupted_at": step}, model)
     bar.close()
     elapsed = time.perf_counter() - started
+    if diag is not None:
+        diag.plot()
 
     # The final checkpoint: best weights, measured on every split.
     best = load_checkpoint(out, device=device).model

@@ -120,3 +120,36 @@ def test_cli_reports_bad_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad.write_text("emma\nzo3y\n")
     assert cli_main(["--corpus", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "bad.txt:2: character '3'" in capsys.readouterr().err
+
+
+def test_training_writes_diagnostics_and_plots(small_corpus: Path, tmp_path: Path) -> None:
+    train(tiny(small_corpus, tmp_path / "run", diagnose_interval=5))
+    diag = tmp_path / "run" / "diagnostics"
+    lines = (diag / "diagnostics.jsonl").read_text().splitlines()
+    assert len(lines) == 8  # every 5th of 40 steps
+    for name in ("loss.png", "activations.png", "gradients.png", "update_ratios.png"):
+        assert (diag / name).read_bytes()[:4] == b"\x89PNG"
+    assert load_checkpoint(tmp_path / "run").meta["history"][-1]["step"] == 40
+
+
+def test_diagnose_flag_is_a_short_checked_run(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "--corpus",
+        str(small_corpus),
+        "--out",
+        str(tmp_path / "d"),
+        "--n-embd",
+        "8",
+        "--n-hidden",
+        "16",
+        "--no-progress",
+        "--diagnose",
+        "--batch-size",
+        "16",
+    ]
+    assert cli_main(args) == 0
+    assert '"steps": 300' in capsys.readouterr().out
+    lines = (tmp_path / "d" / "diagnostics" / "diagnostics.jsonl").read_text().splitlines()
+    assert len(lines) == 30
