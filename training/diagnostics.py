@@ -159,18 +159,25 @@ class Diagnostics:
         ]
 
     def record(
-        self, step: int, lr: float, params_before: dict[str, Tensor] | None = None
+        self,
+        step: int,
+        lr: float,
+        params_before: dict[str, Tensor] | None = None,
+        lr_scale: float = 1.0,
     ) -> list[str]:
         """Write the statistics of the step just captured; return warnings about them.
 
         Call after optimizer.step(), before the next zero_grad(). Parameters without a
-        gradient are left out; "update_data_log10" is null without `params_before`."""
+        gradient are left out; "update_data_log10" is null without `params_before`.
+        `lr_scale` is the learning rate's share of its peak: a schedule that decays the
+        rate shrinks the updates on purpose, so the update-ratio bounds shrink with it, and
+        below a tenth of the peak (a schedule's tail) update ratios are not judged."""
         layers = [self._layer_entry(name, c) for name, c in self._current.items()]
         entries = [self._param_entry(n, p, params_before) for n, p in self._weights()]
         params = [p for p in entries if p is not None]
         self.latest, self._current = self._current, {}
         self._append(DIAGNOSTICS_FILE, {"step": step, "lr": lr, "layers": layers, "params": params})
-        return self._layer_warnings(layers) + self._param_warnings(params)
+        return self._layer_warnings(layers) + self._param_warnings(params, lr_scale)
 
     def _layer_entry(self, name: str, c: LayerCapture) -> dict[str, Any]:
         return {
@@ -211,17 +218,19 @@ class Diagnostics:
                 warnings.append(f"layer {layer['name']}: activations are not finite")
         return warnings
 
-    def _param_warnings(self, params: list[dict[str, Any]]) -> list[str]:
-        low, high = math.log10(self.ratio_low), math.log10(self.ratio_high)
+    def _param_warnings(self, params: list[dict[str, Any]], lr_scale: float) -> list[str]:
+        judge_updates = lr_scale >= 0.1
+        shift = math.log10(max(lr_scale, TINY))
+        low, high = math.log10(self.ratio_low) + shift, math.log10(self.ratio_high) + shift
         warnings = []
         for p in params:
             if p["grad_data_ratio"] is None:
                 warnings.append(f"param {p['name']}: gradient is not finite")
             value = p["update_data_log10"]
-            if value is not None and not low <= value <= high:
+            if judge_updates and value is not None and not low <= value <= high:
                 warnings.append(
                     f"param {p['name']}: update/data ratio 10^{value:.2f} is far from 1e-3 "
-                    f"(outside [{self.ratio_low:g}, {self.ratio_high:g}])"
+                    f"(outside 10^[{low:.2f}, {high:.2f}] at {lr_scale:.2g} of the peak lr)"
                 )
         return warnings
 

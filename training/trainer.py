@@ -266,7 +266,7 @@ def train(
         loss_value = loss.item()
         if diag is not None:
             if watch:
-                report_health(diag.record(step, lr, before), step, cfg, bar)
+                report_health(diag.record(step, lr, before, lr / cfg.lr), step, cfg, bar)
             if step % 10 == 0:
                 diag.log_losses(step, train_loss=loss_value)
         loss_ema = loss_value if loss_ema is None else 0.98 * loss_ema + 0.02 * loss_value
