@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,11 @@ from app.inference import InferenceRunner
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.routers import api_router
+from app.security import SettingsCORSMiddleware
+from model.checkpoint import CheckpointError
 from model.engine import Engine, GenerateRequest
+
+log = logging.getLogger("namegen")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,7 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings or get_settings()
         if app.state.settings.torch_threads:
             torch.set_num_threads(app.state.settings.torch_threads)
-        engine = Engine.load(app.state.settings.checkpoint, app.state.settings.device)
+        try:
+            engine = Engine.load(app.state.settings.checkpoint, app.state.settings.device)
+        except CheckpointError as e:
+            log.error("namegen: cannot start: %s", e)
+            raise
         engine.budget_factor = app.state.settings.budget_factor
         engine.generate(GenerateRequest(n=2, seed=0))  # warm up before taking traffic
         app.state.engine = engine
@@ -45,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SettingsCORSMiddleware)
     app.include_router(api_router)
     return app
 
