@@ -16,7 +16,7 @@ import torch
 
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.device import pick_device
-from model.sampling import IncrementalWaveNet, SamplingParams, sample
+from model.sampling import IncrementalWaveNet, SampleJob, SamplingParams, sample_jobs
 from model.scoring import NameScore, score_names
 from model.wavenet import WaveNet
 
@@ -78,45 +78,85 @@ class Engine:
     def generate(self, req: GenerateRequest) -> GenerateResult:
         """Raises UnknownCharacterError for a prefix outside the vocab, ValueError for
         inconsistent controls."""
-        params = SamplingParams(
-            temperature=req.temperature,
-            top_k=req.top_k,
-            top_p=req.top_p,
-            prefix=tuple(self.vocab.encode(req.prefix)),
-            min_length=max(req.min_length, 1),
-            max_length=req.max_length,
-        )
-        seed = req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        filtering = req.exclude_existing or req.unique
-        budget = req.n * self.budget_factor + 100 if filtering else req.n
+        return self.generate_many([req])[0]
 
-        found: list[GeneratedName] = []
-        seen: set[str] = set()
-        sampled = 0
-        idle_rounds = 0
-        while len(found) < req.n and sampled < budget:
-            want = req.n - len(found)
-            # oversample a little when filters reject some names
-            batch = min(budget - sampled, math.ceil(want * 1.2) + 8 if filtering else want)
-            ids, logprobs = sample(self.net, batch, params, generator)
-            sampled += batch
-            before = len(found)
-            for row, logprob in zip(ids, logprobs, strict=True):
-                name = self.vocab.decode(row)
-                in_corpus = name in self.corpus_names
-                if (req.exclude_existing and in_corpus) or (req.unique and name in seen):
-                    continue
-                seen.add(name)
-                found.append(GeneratedName(name, logprob, in_corpus))
-                if len(found) == req.n:
-                    break
-            idle_rounds = idle_rounds + 1 if len(found) == before else 0
-            if req.temperature == 0 or idle_rounds >= 2:
-                break  # greedy repeats itself; two empty rounds mean the filters starve it
-        return GenerateResult(found, len(found) == req.n, sampled, seed)
+    def generate_many(self, reqs: Sequence[GenerateRequest]) -> list[GenerateResult]:
+        """Several requests in shared model batches: every round samples the next batch of
+        each unfinished request together. A request's rounds depend only on the request,
+        so it gets the same names alone or alongside others."""
+        runs = [_Run(self, req) for req in reqs]
+        while active := [run for run in runs if not run.done]:
+            jobs = [run.next_job() for run in active]
+            for run, (ids, logprobs) in zip(active, sample_jobs(self.net, jobs), strict=True):
+                run.take(ids, logprobs)
+        return [run.result() for run in runs]
 
     def score(self, names: Sequence[str]) -> list[ScoredName]:
         """Raises UnknownCharacterError naming the first bad name and character."""
         scores = score_names(self.model, self.vocab, names)
         return [ScoredName(s, s.name in self.corpus_names) for s in scores]
+
+    def score_many(self, batches: Sequence[Sequence[str]]) -> list[list[ScoredName]]:
+        """Several requests' names in one forward pass, split back per request."""
+        scored = self.score([name for names in batches for name in names])
+        out, start = [], 0
+        for names in batches:
+            out.append(scored[start : start + len(names)])
+            start += len(names)
+        return out
+
+
+class _Run:
+    """One generate request in progress: its stream, its finds, its budget."""
+
+    def __init__(self, engine: Engine, req: GenerateRequest) -> None:
+        self.engine, self.req = engine, req
+        self.params = SamplingParams(
+            temperature=req.temperature,
+            top_k=req.top_k,
+            top_p=req.top_p,
+            prefix=tuple(engine.vocab.encode(req.prefix)),
+            min_length=max(req.min_length, 1),
+            max_length=req.max_length,
+        )
+        self.seed = (
+            req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        )
+        self.generator = torch.Generator(device=engine.device).manual_seed(self.seed)
+        self.filtering = req.exclude_existing or req.unique
+        self.budget = req.n * engine.budget_factor + 100 if self.filtering else req.n
+        self.found: list[GeneratedName] = []
+        self.seen: set[str] = set()
+        self.sampled = 0
+        self.idle_rounds = 0
+        self.stopped = False
+
+    @property
+    def done(self) -> bool:
+        return self.stopped or len(self.found) >= self.req.n or self.sampled >= self.budget
+
+    def next_job(self) -> SampleJob:
+        want = self.req.n - len(self.found)
+        # oversample a little when filters reject some names
+        size = math.ceil(want * 1.2) + 8 if self.filtering else want
+        return SampleJob(min(self.budget - self.sampled, size), self.params, self.generator)
+
+    def take(self, ids: list[list[int]], logprobs: list[float]) -> None:
+        req, vocab = self.req, self.engine.vocab
+        self.sampled += len(ids)
+        before = len(self.found)
+        for row, logprob in zip(ids, logprobs, strict=True):
+            name = vocab.decode(row)
+            in_corpus = name in self.engine.corpus_names
+            if (req.exclude_existing and in_corpus) or (req.unique and name in self.seen):
+                continue
+            self.seen.add(name)
+            self.found.append(GeneratedName(name, logprob, in_corpus))
+            if len(self.found) == req.n:
+                break
+        self.idle_rounds = self.idle_rounds + 1 if len(self.found) == before else 0
+        # greedy repeats itself; two empty rounds mean the filters starve it
+        self.stopped = req.temperature == 0 or self.idle_rounds >= 2
+
+    def result(self) -> GenerateResult:
+        return GenerateResult(self.found, len(self.found) == self.req.n, self.sampled, self.seed)

@@ -159,86 +159,180 @@ class SamplingParams:
             raise ValueError("prefix is longer than max_length")
 
 
+@dataclass(frozen=True)
+class SampleJob:
+    """n names to sample with one set of controls from one random stream."""
+
+    n: int
+    params: SamplingParams
+    generator: torch.Generator
+
+
+class RowControls:
+    """The controls of every row of a batch of jobs, as tensors (B,)."""
+
+    def __init__(self, jobs: list[SampleJob], vocab_size: int, device: torch.device) -> None:
+        def per_row(values: list[float | int], dtype: torch.dtype) -> Tensor:
+            counts = torch.tensor([job.n for job in jobs])
+            return torch.tensor(values, dtype=dtype).repeat_interleave(counts).to(device)
+
+        ps = [job.params for job in jobs]
+        self.temperature = per_row([p.temperature for p in ps], torch.float32)
+        self.greedy = self.temperature == 0
+        self.any_greedy = any(p.temperature == 0 for p in ps)  # skip work no row needs
+        self.unit_temperature = all(p.temperature in (0, 1) for p in ps)
+        self.top_k = per_row([p.top_k or vocab_size for p in ps], torch.long)
+        self.top_p = per_row([p.top_p if p.top_p is not None else 1.0 for p in ps], torch.float32)
+        self.filtered = any(p.top_k is not None or p.top_p is not None for p in ps)
+        self.min_length = per_row([p.min_length for p in ps], torch.long)
+        self.max_length = per_row([p.max_length for p in ps], torch.long)
+        self.prefix_length = per_row([len(p.prefix) for p in ps], torch.long)
+        longest = max(len(p.prefix) for p in ps)
+        prefix = torch.zeros(len(ps), max(longest, 1), dtype=torch.long)
+        for i, p in enumerate(ps):
+            prefix[i, : len(p.prefix)] = torch.tensor(p.prefix, dtype=torch.long)
+        counts = torch.tensor([job.n for job in jobs])
+        self.prefix = prefix.repeat_interleave(counts, dim=0).to(device)  # (B, L)
+        self.longest_prefix = longest
+        self.steps = max(p.max_length for p in ps) + 1
+
+    def take(self, keep: Tensor) -> None:
+        """Keep only these rows (batch compaction)."""
+        for name in (
+            "temperature",
+            "greedy",
+            "top_k",
+            "top_p",
+            "min_length",
+            "max_length",
+            "prefix_length",
+            "prefix",
+        ):
+            setattr(self, name, getattr(self, name)[keep])
+
+
+def filter_rows(logits: Tensor, rows: RowControls) -> Tensor:
+    """Temperature, top-k then top-p, per row, on logits (B, V); removed ids get -inf."""
+    if not rows.unit_temperature:
+        logits = logits / torch.where(rows.greedy, 1.0, rows.temperature)[:, None]
+    if not rows.filtered:
+        return logits
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    ranks = torch.arange(logits.shape[-1], device=logits.device)
+    sorted_logits = sorted_logits.masked_fill(ranks >= rows.top_k[:, None], float("-inf"))
+    probs = F.softmax(sorted_logits, dim=-1)
+    # drop an id when the ids before it already reach top_p (the first always stays)
+    # (rows without top_p skip this: rounding can make the cumulative mass reach 1 early)
+    drop = (probs.cumsum(dim=-1) - probs >= rows.top_p[:, None]) & (rows.top_p[:, None] < 1)
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
+
+
 def filter_logits(logits: Tensor, params: SamplingParams) -> Tensor:
-    """Temperature, top-k and top-p applied to logits (B, V); removed tokens get -inf."""
-    logits = logits / params.temperature
-    if params.top_k is not None and params.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if params.top_p is not None and params.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = F.softmax(sorted_logits, dim=-1)
-        # drop a token when the tokens before it already reach top_p (the first always stays)
-        drop = probs.cumsum(dim=-1) - probs >= params.top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.empty_like(logits).scatter_(-1, order, sorted_logits)
-    return logits
+    """filter_rows for a batch whose rows all share `params`."""
+    job = SampleJob(logits.shape[0], params, torch.Generator())
+    return filter_rows(logits, RowControls([job], logits.shape[-1], logits.device))
 
 
-def choose(logits: Tensor, uniform: Tensor, params: SamplingParams) -> Tensor:
-    """Pick one id per row: argmax at temperature 0, else inverse-CDF with `uniform`."""
-    if params.temperature == 0:
-        return logits.argmax(dim=-1)
-    if params.temperature != 1 or params.top_k is not None or params.top_p is not None:
-        logits = filter_logits(logits, params)
-    cdf = F.softmax(logits, dim=-1).cumsum_(dim=-1)
+def choose(logits: Tensor, uniform: Tensor, rows: RowControls) -> Tensor:
+    """Pick one id per row: argmax where the temperature is 0, else inverse-CDF sampling
+    with `uniform`."""
+    cdf = F.softmax(filter_rows(logits, rows), dim=-1).cumsum_(dim=-1)
     target = (uniform * cdf[:, -1]).unsqueeze_(-1)  # (B, 1)
     # right=True: the first id whose cumulative mass exceeds the target, so ids of
     # zero probability are never picked
     picked = torch.searchsorted(cdf, target, right=True).squeeze_(-1)
-    return picked.clamp_(max=logits.shape[-1] - 1)
+    picked = picked.clamp_(max=logits.shape[-1] - 1)
+    if not rows.any_greedy:
+        return picked
+    return torch.where(rows.greedy, logits.argmax(dim=-1), picked)
 
 
 @torch.inference_mode()
-def sample(
-    net: IncrementalWaveNet, n: int, params: SamplingParams, generator: torch.Generator
-) -> tuple[list[list[int]], list[float]]:
-    """n names as id lists (without boundary tokens) and their log-probabilities under the
-    model at temperature 1 (natural log, every character and the end token)."""
+def sample_jobs(
+    net: IncrementalWaveNet, jobs: list[SampleJob]
+) -> list[tuple[list[list[int]], list[float]]]:
+    """Sample every job in one batch. Returns per job its names as id lists (without
+    boundary tokens) and their log-probabilities under the model at temperature 1 (natural
+    log, every character and the end token).
+
+    A job's rows draw one uniform number each per step from the job's own generator for as
+    long as any of them runs, so a job gets the same names alone or batched with others.
+    """
     device = net.device
+    n = sum(job.n for job in jobs)
+    rows = RowControls(jobs, net.vocab_size, device)
+    job_of_row = torch.repeat_interleave(torch.arange(len(jobs)), torch.tensor([j.n for j in jobs]))
     state = net.init_state(n)
-    rows: Tensor | None = None  # original row of each batch row, once compacted
+    alive_rows: Tensor | None = None  # original row of each batch row, once compacted
     tokens = torch.zeros(n, dtype=torch.long, device=device)
-    out = torch.zeros(n, params.max_length + 1, dtype=torch.long, device=device)
+    out = torch.zeros(n, rows.steps, dtype=torch.long, device=device)
     logprob = torch.zeros(n, device=device)  # per original row, filled at compaction
     batch_logprob = torch.zeros(n, device=device)  # per current batch row
     running = torch.ones(n, dtype=torch.bool, device=device)
+    job_running = [True] * len(jobs)
 
-    for t in range(params.max_length + 1):  # position t predicts character t+1 or the end
+    for t in range(rows.steps):  # position t predicts character t+1 or the end
         logits = net.step(tokens, state, t)  # (B, V)
-        uniform = torch.rand(n, generator=generator, device=device)
-        if t < len(params.prefix):
-            nxt = torch.full_like(tokens, params.prefix[t])
-        elif t == params.max_length:
-            nxt = torch.zeros_like(tokens)  # the end is forced at max_length
-        else:
-            if t < params.min_length:  # no end before min_length
-                masked = logits.clone()
-                masked[:, 0] = float("-inf")
-            else:
-                masked = logits
-            nxt = choose(masked, uniform if rows is None else uniform[rows], params)
+        uniform = torch.cat(
+            [
+                torch.rand(job.n, generator=job.generator, device=device)
+                if job_running[i]
+                else torch.zeros(job.n, device=device)
+                for i, job in enumerate(jobs)
+            ]
+        )
+        if alive_rows is not None:
+            uniform = uniform[alive_rows]
+        masked = logits
+        if t < int(rows.min_length.max()):  # no end before min_length
+            masked = logits.clone()
+            masked[:, 0] = masked[:, 0].masked_fill(t < rows.min_length, float("-inf"))
+        nxt = choose(masked, uniform, rows)
+        if t < rows.longest_prefix:  # forced prefix characters
+            forced = t < rows.prefix_length
+            nxt = torch.where(forced, rows.prefix[:, min(t, rows.prefix.shape[1] - 1)], nxt)
+        nxt = nxt.masked_fill(t >= rows.max_length, 0)  # the end is forced at max_length
         step_logprob = F.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze_(-1)
         batch_logprob += step_logprob * running  # finished rows add nothing
-        if rows is None:
+        if alive_rows is None:
             out[:, t] = nxt
         else:
-            out[rows, t] = nxt
+            out[alive_rows, t] = nxt
         running &= nxt != 0
         tokens = nxt
         alive = int(running.sum())
         if alive == 0:
             break
+        if len(jobs) > 1:  # which jobs still have rows running (and so keep drawing)
+            originals = running.nonzero().squeeze(-1)
+            if alive_rows is not None:
+                originals = alive_rows[originals]
+            counts = torch.bincount(job_of_row[originals.cpu()], minlength=len(jobs))
+            job_running = (counts > 0).tolist()
         if alive <= 0.75 * len(tokens):  # compact: finished rows stop costing
             keep = running.nonzero().squeeze_(-1)
             done = (~running).nonzero().squeeze_(-1)
-            logprob[done if rows is None else rows[done]] = batch_logprob[done]
-            rows = keep if rows is None else rows[keep]
+            logprob[done if alive_rows is None else alive_rows[done]] = batch_logprob[done]
+            alive_rows = keep if alive_rows is None else alive_rows[keep]
             tokens, running, batch_logprob = tokens[keep], running[keep], batch_logprob[keep]
             state = [ring[keep] for ring in state]
-    logprob[slice(None) if rows is None else rows] = batch_logprob
+            rows.take(keep)
+    logprob[slice(None) if alive_rows is None else alive_rows] = batch_logprob
 
     # A name ends at its first end token (rows stepped after their end hold junk after it).
     lengths = (out == 0).int().argmax(dim=-1).tolist()
     names = [row[:length] for row, length in zip(out.tolist(), lengths, strict=True)]
-    return names, logprob.tolist()
+    logprobs = logprob.tolist()
+    results, start = [], 0
+    for job in jobs:
+        results.append((names[start : start + job.n], logprobs[start : start + job.n]))
+        start += job.n
+    return results
+
+
+def sample(
+    net: IncrementalWaveNet, n: int, params: SamplingParams, generator: torch.Generator
+) -> tuple[list[list[int]], list[float]]:
+    """n names with one set of controls: sample_jobs with a single job."""
+    return sample_jobs(net, [SampleJob(n, params, generator)])[0]

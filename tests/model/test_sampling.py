@@ -187,3 +187,30 @@ def test_incremental_handles_every_option(options: dict) -> None:
     state = net.init_state(4)
     for t in range(idx.shape[1]):
         torch.testing.assert_close(net.step(idx[:, t], state, t), full[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_requests_get_the_same_names_merged_or_alone() -> None:
+    engine = engine_with_corpus({"ab", "ba"})
+    reqs = [
+        GenerateRequest(n=7, seed=1),
+        GenerateRequest(n=30, seed=2, temperature=0.7, top_k=5, max_length=9),
+        GenerateRequest(n=3, seed=3, prefix="qu", min_length=4, max_length=6),
+        GenerateRequest(n=12, seed=4, top_p=0.6, unique=True, exclude_existing=True),
+        GenerateRequest(n=2, temperature=0, max_length=5),
+        GenerateRequest(n=40, seed=5, temperature=1.5, max_length=3, unique=True),
+    ]
+    merged = engine.generate_many(reqs)
+    for req, together in zip(reqs, merged, strict=True):
+        alone = engine.generate(req)
+        assert [g.name for g in together.names] == [g.name for g in alone.names], req
+        for a, b in zip(together.names, alone.names, strict=True):  # batch size moves the
+            assert a.logprob == pytest.approx(b.logprob, abs=1e-4)  # last float bits only
+        assert together.sampled == alone.sampled and together.complete == alone.complete
+
+
+def test_score_many_splits_per_request() -> None:
+    engine = engine_with_corpus({"emma"})
+    out = engine.score_many([["emma", "zoe"], ["ann"]])
+    assert [[s.score.name for s in part] for part in out] == [["emma", "zoe"], ["ann"]]
+    assert out[0][0].in_corpus and not out[1][0].in_corpus
+    assert out[1][0].score.logprob == pytest.approx(engine.score(["ann"])[0].score.logprob)
