@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     budget_factor: int = Field(
         20, ge=1, description="filters may sample up to this many times n before giving up"
     )
+    batching: bool = Field(True, description="merge concurrent requests into one model batch")
+    batch_window_ms: float = Field(
+        1.0, ge=0, le=1_000, description="how long a lone request waits for others to join it"
+    )
+    max_queue: int = Field(256, ge=1, description="queued requests beyond this get 429")
+    request_timeout_s: float = Field(30.0, gt=0, description="longer requests get 504")
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated keys; when set, /generate, /score and /model need one "

@@ -21,6 +21,7 @@ CODES = {
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    499: "client_closed_request",
     503: "unavailable",
     504: "timeout",
 }

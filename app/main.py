@@ -10,8 +10,8 @@ import torch
 from fastapi import FastAPI
 
 from app import errors
+from app.batching import BatchingWorker
 from app.config import Settings, get_settings
-from app.inference import InferenceRunner
 from app.limits import BodyLimitMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.routers import api_router
@@ -37,8 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         engine.budget_factor = app.state.settings.budget_factor
         engine.generate(GenerateRequest(n=2, seed=0))  # warm up before taking traffic
-        app.state.engine = engine
+        s = app.state.settings
+        worker = BatchingWorker(
+            engine, max_queue=s.max_queue, window_s=s.batch_window_ms / 1000, batching=s.batching
+        )
+        worker.start()
+        app.state.worker, app.state.engine = worker, engine
+        app.state.metrics.watch_queue(lambda: worker.depth)
         yield
+        await worker.stop()  # uvicorn has let in-flight requests finish by now
         app.state.engine = None
 
     app = FastAPI(
@@ -50,7 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or Settings.model_construct()  # replaced in lifespan
     app.state.engine = None
     app.state.metrics = Metrics()
-    app.state.runner = InferenceRunner()
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -32,6 +33,21 @@ class Metrics:
         self.names_scored = Counter(
             "namegen_names_scored", "names scored by /score", registry=self.registry
         )
+        self.rejected = Counter(
+            "namegen_rejected", "requests refused with 429: queue full", registry=self.registry
+        )
+        self.timeouts = Counter(
+            "namegen_timeouts", "requests ended with 504: time limit", registry=self.registry
+        )
+        self.dropped = Counter(
+            "namegen_dropped", "queued requests dropped: the client left", registry=self.registry
+        )
+        self.queue_depth = Gauge(
+            "namegen_queue_depth", "requests waiting for the model", registry=self.registry
+        )
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
 
 
 class MetricsMiddleware:

@@ -1,10 +1,10 @@
 from fastapi import APIRouter, Request
 
-from app.deps import EngineDep, SettingsDep
+from app.deps import EngineDep, SettingsDep, run_job
 from app.errors import FieldError
 from app.schemas import ErrorOut, GeneratedOut, GenerateIn, GenerateOut
 from model import UnknownCharacterError
-from model.engine import GenerateRequest
+from model.engine import GenerateRequest, GenerateResult
 
 router = APIRouter(tags=["names"])
 
@@ -25,10 +25,11 @@ async def generate(
     if body.max_length > settings.max_length_limit:
         raise FieldError("max_length", f"must be at most {settings.max_length_limit}")
     req = GenerateRequest(**{**body.model_dump(), "prefix": body.prefix.lower()})
-    try:
-        result = await request.app.state.runner.run(lambda: engine.generate(req), cost=req.n)
+    try:  # checked here, so a bad request can never fail a batch it would have joined
+        engine.vocab.encode(req.prefix)
     except UnknownCharacterError as e:
         raise FieldError("prefix", f"character {e.char!r} is not in the model's vocabulary") from e
+    result: GenerateResult = await run_job(request, "generate", req, rows=req.n)
     request.app.state.metrics.names_generated.inc(len(result.names))
     return GenerateOut(
         names=[

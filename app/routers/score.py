@@ -1,9 +1,10 @@
 from fastapi import APIRouter, Request
 
-from app.deps import EngineDep, SettingsDep
+from app.deps import EngineDep, SettingsDep, run_job
 from app.errors import FieldError
 from app.schemas import CharProb, ErrorOut, ScoreIn, ScoreOut, ScoresOut
 from model import UnknownCharacterError
+from model.engine import ScoredName
 
 router = APIRouter(tags=["names"])
 
@@ -32,7 +33,7 @@ async def score(
             raise FieldError(
                 f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}"
             ) from e
-    scored = await request.app.state.runner.run(lambda: engine.score(names), cost=len(names))
+    scored: list[ScoredName] = await run_job(request, "score", names, rows=len(names))
     request.app.state.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     return ScoresOut(

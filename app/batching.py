@@ -1,0 +1,154 @@
+"""One inference worker that merges concurrent requests into shared model batches.
+
+Handlers `submit()` work and await its result. The worker takes everything queued (after
+waiting `window_s` for company when it finds a lone job), runs the /generate jobs as one
+`Engine.generate_many` and the /score jobs as one `Engine.score_many`, and hands each
+request its part. Model calls happen one at a time (two would only fight over the same
+cores); tiny batches run right on the event loop, where a thread hop would cost more
+than the work, larger ones in a thread so the loop keeps accepting requests meanwhile.
+
+Back-pressure: the queue is bounded. A full queue refuses at once (`Overloaded`, 429), a
+job that waits longer than its time limit is dropped (`TimedOut`, 504), and a job whose
+client went away is dropped before it costs anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.concurrency import run_in_threadpool
+
+from model.engine import Engine, GenerateRequest, GenerateResult, ScoredName
+
+log = logging.getLogger("namegen")
+
+INLINE_ROWS = 64  # batches this small run on the event loop
+
+
+class Overloaded(Exception):
+    """The queue is full: come back later."""
+
+
+class TimedOut(Exception):
+    """The job did not finish within its time limit."""
+
+
+@dataclass
+class Job:
+    kind: Literal["generate", "score"]
+    payload: Any  # GenerateRequest, or a list of names
+    future: asyncio.Future[Any]
+    rows: int  # names to generate or score: the job's share of a batch
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+class BatchingWorker:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_queue: int,
+        window_s: float,
+        batching: bool = True,
+        max_batch_rows: int = 20_000,
+    ) -> None:
+        self.engine = engine
+        self.max_queue, self.window_s, self.batching = max_queue, window_s, batching
+        self.max_batch_rows = max_batch_rows
+        self.queue: list[Job] = []
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.batch_sizes: list[int] = []  # requests per model batch, for metrics
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="inference")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    @property
+    def depth(self) -> int:
+        return len(self.queue)
+
+    async def submit(
+        self, kind: Literal["generate", "score"], payload: Any, rows: int, timeout_s: float
+    ) -> Any:
+        """Queue a job and wait for its result. Raises Overloaded when the queue is full
+        and TimedOut after `timeout_s`; cancelling the caller drops the job."""
+        if len(self.queue) >= self.max_queue:
+            raise Overloaded
+        job = Job(kind, payload, asyncio.get_running_loop().create_future(), rows)
+        self.queue.append(job)
+        self.wakeup.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
+        except TimeoutError as e:
+            raise TimedOut from e
+        finally:
+            job.future.cancel()  # a job nobody waits for any more is skipped or dropped
+            with contextlib.suppress(ValueError):
+                self.queue.remove(job)
+
+    async def _run(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            if self.batching and len(self.queue) == 1 and self.window_s > 0:
+                await asyncio.sleep(self.window_s)  # a lone job waits briefly for company
+            self.wakeup.clear()
+            batch = self._take()
+            if not batch:
+                continue
+            self.wakeup.set()  # whatever is left goes next
+            try:
+                await self._execute(batch)
+            except Exception:  # a bug must not kill the worker; the jobs get a 500
+                log.exception("inference batch failed")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError("inference failed"))
+
+    def _take(self) -> list[Job]:
+        """The next batch: queued jobs still awaited, up to max_batch_rows (at least one)."""
+        self.queue = [job for job in self.queue if not job.future.done()]
+        if not self.batching:
+            return [self.queue.pop(0)] if self.queue else []
+        batch: list[Job] = []
+        rows = 0
+        while self.queue and (not batch or rows + self.queue[0].rows <= self.max_batch_rows):
+            job = self.queue.pop(0)
+            batch.append(job)
+            rows += job.rows
+        return batch
+
+    async def _execute(self, batch: list[Job]) -> None:
+        generate = [job for job in batch if job.kind == "generate"]
+        score = [job for job in batch if job.kind == "score"]
+        rows = sum(job.rows for job in batch)
+        self.batch_sizes.append(len(batch))
+        if rows <= INLINE_ROWS:
+            results = self._compute(generate, score)
+        else:
+            results = await run_in_threadpool(self._compute, generate, score)
+        for job, result in zip(generate + score, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)
+
+    def _compute(self, generate: Sequence[Job], score: Sequence[Job]) -> list[Any]:
+        out: list[Any] = []
+        if generate:
+            reqs: list[GenerateRequest] = [job.payload for job in generate]
+            results: list[GenerateResult] = self.engine.generate_many(reqs)
+            out.extend(results)
+        if score:
+            scored: list[list[ScoredName]] = self.engine.score_many([job.payload for job in score])
+            out.extend(scored)
+        return out
