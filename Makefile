@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 serve: $(STAMP)  ## start the service on the shipped checkpoint at http://127.0.0.1:8000
-	$(BIN)/uvicorn app.main:app --host 127.0.0.1 --port 8000
+	$(BIN)/python -m app --host 127.0.0.1 --port 8000
 
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,7 +64,7 @@ class BatchingWorker:
         self.queue: list[Job] = []
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
-        self.batch_sizes: list[int] = []  # requests per model batch, for metrics
+        self.on_batch: Callable[[int], None] = lambda requests: None  # for metrics
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="inference")
@@ -133,7 +133,7 @@ class BatchingWorker:
         generate = [job for job in batch if job.kind == "generate"]
         score = [job for job in batch if job.kind == "score"]
         rows = sum(job.rows for job in batch)
-        self.batch_sizes.append(len(batch))
+        self.on_batch(len(batch))
         if rows <= INLINE_ROWS:
             results = self._compute(generate, score)
         else:

@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker.start()
         app.state.worker, app.state.engine = worker, engine
         app.state.metrics.watch_queue(lambda: worker.depth)
+        worker.on_batch = app.state.metrics.batch_requests.observe
         yield
         await worker.stop()  # uvicorn has let in-flight requests finish by now
         app.state.engine = None

@@ -42,6 +42,12 @@ class Metrics:
         self.dropped = Counter(
             "namegen_dropped", "queued requests dropped: the client left", registry=self.registry
         )
+        self.batch_requests = Histogram(
+            "namegen_batch_requests",
+            "requests merged into one model batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "namegen_queue_depth", "requests waiting for the model", registry=self.registry
         )

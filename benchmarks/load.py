@@ -1,0 +1,191 @@
+"""Load: 64 concurrent clients against the real server, cross-request batching on and off.
+
+Starts `uvicorn app.main:app` on 127.0.0.1 (a free port) once with batching and once
+without, and each time runs 64 concurrent httpx clients sending `/generate` n = 1 for
+--duration seconds (60 by default). Reports requests/s, p50/p99 latency, 5xx count,
+unanswered requests (no response at all) and the growth of the server's resident memory
+from after warm-up to the end. Then an overload phase: a server with a queue of 8 and 64
+clients asking for 2,000 names each, reporting how fast the rejected requests got their
+429. Every loop is bounded in time; the servers are stopped at the end.
+
+    python benchmarks/load.py [--duration S] [--clients N]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Replace this folder on the path with the repo root: benchmarks/http.py would otherwise
+# shadow the standard library's http module.
+REPO = Path(__file__).resolve().parents[1]
+sys.path[0] = str(REPO)
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+class Server:
+    def __init__(self, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=REPO,
+            env={**os.environ, "NAMEGEN_DEVICE": "cpu", **env},
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{self.base}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("server did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+@dataclass
+class Tally:
+    latencies: dict[int, list[float]] = field(default_factory=dict)  # status -> ms
+    unanswered: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def answered(self) -> int:
+        return sum(len(v) for v in self.latencies.values())
+
+    def of(self, status: int) -> list[float]:
+        return self.latencies.get(status, [])
+
+    @property
+    def errors_5xx(self) -> int:
+        return sum(len(v) for s, v in self.latencies.items() if s >= 500)
+
+
+async def hammer(base: str, body: dict, clients: int, duration: float) -> Tally:
+    tally = Tally()
+    stop_at = time.perf_counter() + duration
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while time.perf_counter() < stop_at:
+            started = time.perf_counter()
+            try:
+                r = await http.post("/generate", json=body)
+            except httpx.HTTPError:
+                tally.unanswered += 1
+                continue
+            ms = (time.perf_counter() - started) * 1000
+            tally.latencies.setdefault(r.status_code, []).append(ms)
+
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(clients)))
+        tally.elapsed = time.perf_counter() - started
+    return tally
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def phase(label: str, clients: int, duration: float, **env: str) -> tuple[Tally, float]:
+    server = Server(**env)
+    try:
+        asyncio.run(hammer(server.base, {"n": 1}, clients, 3.0))  # warm-up
+        rss_before = rss_mb(server.proc.pid)
+        tally = asyncio.run(hammer(server.base, {"n": 1}, clients, duration))
+        growth = rss_mb(server.proc.pid) - rss_before
+    finally:
+        server.stop()
+    ok = tally.of(200)
+    print(
+        f"{label:<10} clients={clients} seconds={tally.elapsed:.1f} requests={tally.answered} "
+        f"rps={tally.answered / tally.elapsed:.1f} p50={statistics.median(ok) if ok else 0:.1f} ms "
+        f"p99={p(ok, 0.99):.1f} ms 5xx={tally.errors_5xx} unanswered={tally.unanswered} "
+        f"rss_growth={growth:.1f} MB",
+        flush=True,
+    )
+    return tally, growth
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
+    parser.add_argument("--clients", type=int, default=64)
+    args = parser.parse_args()
+
+    batched, growth_b = phase("batched", args.clients, args.duration, NAMEGEN_BATCHING="true")
+    unbatched, growth_u = phase("unbatched", args.clients, args.duration, NAMEGEN_BATCHING="false")
+
+    server = Server(NAMEGEN_MAX_QUEUE="8", NAMEGEN_BATCHING="true")
+    try:
+        overload = asyncio.run(
+            hammer(server.base, {"n": 2_000}, args.clients, min(args.duration, 20))
+        )
+    finally:
+        server.stop()
+    rejected, served = overload.of(429), overload.of(200)
+    print(
+        f"overload   queue=8 clients={args.clients}: 429={len(rejected)} "
+        f"p50={p(rejected, 0.5):.1f} ms p99={p(rejected, 0.99):.1f} ms | 200={len(served)} "
+        f"p50={p(served, 0.5):.1f} ms | 5xx={overload.errors_5xx} "
+        f"unanswered={overload.unanswered}",
+        flush=True,
+    )
+
+    rps_b = batched.answered / batched.elapsed
+    rps_u = unbatched.answered / unbatched.elapsed
+    errors = batched.errors_5xx + unbatched.errors_5xx + overload.errors_5xx
+    unanswered = batched.unanswered + unbatched.unanswered + overload.unanswered
+    print(
+        f"load: rps_batched={rps_b:.1f} rps_unbatched={rps_u:.1f} ratio={rps_b / rps_u:.2f}x "
+        f"errors_5xx={errors} unanswered={unanswered} "
+        f"rss_growth_mb={max(growth_b, growth_u):.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()

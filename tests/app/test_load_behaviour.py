@@ -1,0 +1,128 @@
+"""Batching, back-pressure and shutdown against a real uvicorn process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.app.conftest import CHECKPOINT, free_port, start_server, wait_ready
+
+pytestmark = pytest.mark.slow
+
+
+def serve(**env: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = start_server(
+        {"NAMEGEN_CHECKPOINT": str(CHECKPOINT), "NAMEGEN_DEVICE": "cpu", **env}, port
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base, proc)
+    return proc, base
+
+
+@pytest.fixture
+def server_factory() -> Iterator[object]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def factory(**env: str) -> str:
+        proc, base = serve(**env)
+        procs.append(proc)
+        return base
+
+    yield factory
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+async def post_all(base: str, bodies: list[dict], timeout: float = 60) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies))
+    async with httpx.AsyncClient(base_url=base, timeout=timeout, limits=limits) as client:
+        return await asyncio.gather(*(client.post("/generate", json=b) for b in bodies))
+
+
+def metric(base: str, name: str) -> float:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise KeyError(name)
+
+
+def test_concurrent_seeded_requests_match_their_solo_answers(server_factory) -> None:  # type: ignore[no-untyped-def]
+    base = server_factory(NAMEGEN_BATCH_WINDOW_MS="20")
+    bodies = [
+        {"n": 20 + i, "seed": i, "temperature": 0.5 + i / 10, "top_k": 3 + i % 5} for i in range(12)
+    ]
+    together = asyncio.run(post_all(base, bodies))
+    assert metric(base, "namegen_batch_requests_sum") > metric(base, "namegen_batch_requests_count")
+    for body, response in zip(bodies, together, strict=True):
+        alone = httpx.post(f"{base}/generate", json=body, timeout=30)
+        assert [g["name"] for g in response.json()["names"]] == [
+            g["name"] for g in alone.json()["names"]
+        ]
+
+
+def test_full_queue_answers_429_at_once(server_factory) -> None:  # type: ignore[no-untyped-def]
+    base = server_factory(NAMEGEN_MAX_QUEUE="2", NAMEGEN_BATCHING="false")
+    started = time.perf_counter()
+    responses = asyncio.run(post_all(base, [{"n": 10_000, "seed": i} for i in range(12)]))
+    codes = [r.status_code for r in responses]
+    assert codes.count(200) >= 1 and codes.count(429) >= 1, codes
+    assert set(codes) <= {200, 429}
+    rejected = [r for r in responses if r.status_code == 429]
+    assert all(r.headers["retry-after"] == "1" for r in rejected)
+    assert all(r.json()["error"]["code"] == "too_many_requests" for r in rejected)
+    assert all(r.elapsed.total_seconds() < 1.0 for r in rejected)
+    assert time.perf_counter() - started < 60
+
+
+def test_time_limit_gives_504(server_factory) -> None:  # type: ignore[no-untyped-def]
+    base = server_factory(NAMEGEN_REQUEST_TIMEOUT_S="0.05", NAMEGEN_BATCHING="false")
+    responses = asyncio.run(post_all(base, [{"n": 10_000, "seed": i} for i in range(4)]))
+    assert 504 in [r.status_code for r in responses]
+    assert httpx.get(f"{base}/health").status_code == 200
+
+
+def test_client_that_leaves_has_its_queued_work_dropped(server_factory) -> None:  # type: ignore[no-untyped-def]
+    base = server_factory(NAMEGEN_BATCHING="false")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            busy = asyncio.ensure_future(client.post("/generate", json={"n": 10_000}))
+            await asyncio.sleep(0.05)
+            with pytest.raises(httpx.TimeoutException):  # gives up while queued
+                await client.post("/generate", json={"n": 10_000}, timeout=0.1)
+            assert (await busy).status_code == 200
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 10
+    while metric(base, "namegen_dropped_total") < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(base, "namegen_dropped_total") >= 1
+
+
+def test_sigterm_lets_in_flight_requests_finish() -> None:
+    proc, base = serve(NAMEGEN_BATCHING="false")
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            calls = [
+                asyncio.ensure_future(client.post("/generate", json={"n": 10_000, "seed": i}))
+                for i in range(3)
+            ]
+            await asyncio.sleep(0.2)
+            os.kill(proc.pid, signal.SIGTERM)
+            return list(await asyncio.gather(*calls))
+
+    responses = asyncio.run(scenario())
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert all(len(r.json()["names"]) == 10_000 for r in responses)
+    # uvicorn finishes the requests, shuts down, then re-raises the signal it caught
+    assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
