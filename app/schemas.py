@@ -119,3 +119,16 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any]
     training: dict[str, Any]
     device: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": description}
+    for status, description in {
+        401: "missing or invalid API key",
+        413: "request body too large",
+        422: "invalid field (the message names it)",
+        429: "queue full: retry after the Retry-After seconds",
+        499: "the client closed the request",
+        504: "not done within the time limit",
+    }.items()
+}

@@ -2,7 +2,7 @@ from fastapi import APIRouter, Request
 
 from app.deps import EngineDep, SettingsDep, run_job
 from app.errors import FieldError
-from app.schemas import ErrorOut, GeneratedOut, GenerateIn, GenerateOut
+from app.schemas import ERROR_RESPONSES, GeneratedOut, GenerateIn, GenerateOut
 from model import UnknownCharacterError
 from model.engine import GenerateRequest, GenerateResult
 
@@ -13,7 +13,7 @@ router = APIRouter(tags=["names"])
     "/generate",
     response_model=GenerateOut,
     summary="Generate names",
-    responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=ERROR_RESPONSES,
 )
 async def generate(
     body: GenerateIn, engine: EngineDep, settings: SettingsDep, request: Request

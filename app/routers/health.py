@@ -9,7 +9,11 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", summary="The model is loaded and serving")
+@router.get(
+    "/ready",
+    summary="The model is loaded and serving",
+    responses={503: {"description": "still loading"}},
+)
 async def ready(request: Request) -> JSONResponse:
     if getattr(request.app.state, "engine", None) is None:
         return JSONResponse({"status": "loading"}, status_code=503)

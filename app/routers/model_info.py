@@ -1,12 +1,17 @@
 from fastapi import APIRouter
 
 from app.deps import EngineDep
-from app.schemas import ModelOut
+from app.schemas import ERROR_RESPONSES, ModelOut
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/model", response_model=ModelOut, summary="The loaded checkpoint")
+@router.get(
+    "/model",
+    response_model=ModelOut,
+    summary="The loaded checkpoint",
+    responses={401: ERROR_RESPONSES[401]},
+)
 async def model_info(engine: EngineDep) -> ModelOut:
     meta = engine.checkpoint.meta
     return ModelOut(

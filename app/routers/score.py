@@ -2,7 +2,7 @@ from fastapi import APIRouter, Request
 
 from app.deps import EngineDep, SettingsDep, run_job
 from app.errors import FieldError
-from app.schemas import CharProb, ErrorOut, ScoreIn, ScoreOut, ScoresOut
+from app.schemas import ERROR_RESPONSES, CharProb, ScoreIn, ScoreOut, ScoresOut
 from model import UnknownCharacterError
 from model.engine import ScoredName
 
@@ -13,7 +13,7 @@ router = APIRouter(tags=["names"])
     "/score",
     response_model=ScoresOut,
     summary="Score candidate names",
-    responses={413: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=ERROR_RESPONSES,
 )
 async def score(
     body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Request
