@@ -21,14 +21,13 @@ sys.path[0] = str(REPO)
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import time
 from typing import Any
 
 import httpx
+
+from app.local_server import LocalServer
 
 SCORE_NAMES = [
     "emma",
@@ -42,12 +41,6 @@ SCORE_NAMES = [
     "harper",
     "evelyn",
 ] * 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -107,38 +100,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=REPO / "checkpoints" / "default")
     args = parser.parse_args()
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "NAMEGEN_CHECKPOINT": str(args.checkpoint), "NAMEGEN_DEVICE": "cpu"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    server = LocalServer({"NAMEGEN_CHECKPOINT": str(args.checkpoint)})
+    base = server.base
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
-
         cases = [
             ("generate n=1", "/generate", {"n": 1}),
             ("generate n=100", "/generate", {"n": 100}),
@@ -175,8 +139,7 @@ def main() -> None:
         )
         print(f"http: generate1_p50_ms={generate1_p50:.2f} generate10000_ms={min(times):.1f}")
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        server.stop()
 
 
 if __name__ == "__main__":

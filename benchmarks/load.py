@@ -23,20 +23,13 @@ sys.path[0] = str(REPO)
 
 import argparse
 import asyncio
-import os
-import socket
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from app.local_server import LocalServer
 
 
 def rss_mb(pid: int) -> float:
@@ -44,43 +37,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
-
-
-class Server:
-    def __init__(self, **env: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "app.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            cwd=REPO,
-            env={**os.environ, "NAMEGEN_DEVICE": "cpu", **env},
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.base}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise SystemExit("server did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 @dataclass
@@ -132,7 +88,7 @@ def p(values: list[float], q: float) -> float:
 
 
 def phase(label: str, clients: int, duration: float, **env: str) -> tuple[Tally, float]:
-    server = Server(**env)
+    server = LocalServer(env)
     try:
         asyncio.run(hammer(server.base, {"n": 1}, clients, 3.0))  # warm-up
         rss_before = rss_mb(server.proc.pid)
@@ -160,7 +116,7 @@ def main() -> None:
     batched, growth_b = phase("batched", args.clients, args.duration, NAMEGEN_BATCHING="true")
     unbatched, growth_u = phase("unbatched", args.clients, args.duration, NAMEGEN_BATCHING="false")
 
-    server = Server(NAMEGEN_MAX_QUEUE="8", NAMEGEN_BATCHING="true")
+    server = LocalServer({"NAMEGEN_MAX_QUEUE": "8", "NAMEGEN_BATCHING": "true"})
     try:
         overload = asyncio.run(
             hammer(server.base, {"n": 2_000}, args.clients, min(args.duration, 20))

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.local_server import LocalServer
 from app.main import create_app
 from tests.conftest import REPO
 
@@ -32,64 +28,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env={**os.environ, **env},
-    )
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("server did not become ready")
-
-
 @pytest.fixture(scope="session")
 def server() -> Iterator[str]:
     """A real uvicorn process on 127.0.0.1, on the shipped checkpoint."""
-    port = free_port()
-    proc = start_server(
-        {
-            "NAMEGEN_CHECKPOINT": str(CHECKPOINT),
-            "NAMEGEN_MAX_SCORE_NAMES": "100",
-            "NAMEGEN_DEVICE": "cpu",
-        },
-        port,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    env = {"NAMEGEN_CHECKPOINT": str(CHECKPOINT), "NAMEGEN_MAX_SCORE_NAMES": "100"}
+    with LocalServer(env) as server:
+        yield server.base
 
 
 @pytest.fixture(params=["in_process", "uvicorn"])

@@ -5,41 +5,33 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.app.conftest import CHECKPOINT, free_port, start_server, wait_ready
+from app.local_server import LocalServer
+from tests.app.conftest import CHECKPOINT
 
 pytestmark = pytest.mark.slow
 
 
-def serve(**env: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = start_server(
-        {"NAMEGEN_CHECKPOINT": str(CHECKPOINT), "NAMEGEN_DEVICE": "cpu", **env}, port
-    )
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(base, proc)
-    return proc, base
+def serve(**env: str) -> LocalServer:
+    return LocalServer({"NAMEGEN_CHECKPOINT": str(CHECKPOINT), **env})
 
 
 @pytest.fixture
-def server_factory() -> Iterator[object]:
-    procs: list[subprocess.Popen[bytes]] = []
+def server_factory() -> Iterator[Callable[..., str]]:
+    servers: list[LocalServer] = []
 
     def factory(**env: str) -> str:
-        proc, base = serve(**env)
-        procs.append(proc)
-        return base
+        servers.append(serve(**env))
+        return servers[-1].base
 
     yield factory
-    for proc in procs:
-        proc.terminate()
-        proc.wait(timeout=30)
+    for server in servers:
+        server.stop()
 
 
 async def post_all(base: str, bodies: list[dict], timeout: float = 60) -> list[httpx.Response]:
@@ -55,7 +47,9 @@ def metric(base: str, name: str) -> float:
     raise KeyError(name)
 
 
-def test_concurrent_seeded_requests_match_their_solo_answers(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_concurrent_seeded_requests_match_their_solo_answers(
+    server_factory: Callable[..., str],
+) -> None:
     base = server_factory(NAMEGEN_BATCH_WINDOW_MS="20")
     bodies = [
         {"n": 20 + i, "seed": i, "temperature": 0.5 + i / 10, "top_k": 3 + i % 5} for i in range(12)
@@ -69,7 +63,7 @@ def test_concurrent_seeded_requests_match_their_solo_answers(server_factory) -> 
         ]
 
 
-def test_full_queue_answers_429_at_once(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_full_queue_answers_429_at_once(server_factory: Callable[..., str]) -> None:
     base = server_factory(NAMEGEN_MAX_QUEUE="2", NAMEGEN_BATCHING="false")
     started = time.perf_counter()
     responses = asyncio.run(post_all(base, [{"n": 10_000, "seed": i} for i in range(12)]))
@@ -83,14 +77,14 @@ def test_full_queue_answers_429_at_once(server_factory) -> None:  # type: ignore
     assert time.perf_counter() - started < 60
 
 
-def test_time_limit_gives_504(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_time_limit_gives_504(server_factory: Callable[..., str]) -> None:
     base = server_factory(NAMEGEN_REQUEST_TIMEOUT_S="0.05", NAMEGEN_BATCHING="false")
     responses = asyncio.run(post_all(base, [{"n": 10_000, "seed": i} for i in range(4)]))
     assert 504 in [r.status_code for r in responses]
     assert httpx.get(f"{base}/health").status_code == 200
 
 
-def test_client_that_leaves_has_its_queued_work_dropped(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_client_that_leaves_has_its_queued_work_dropped(server_factory: Callable[..., str]) -> None:
     base = server_factory(NAMEGEN_BATCHING="false")
 
     async def scenario() -> None:
@@ -109,7 +103,8 @@ def test_client_that_leaves_has_its_queued_work_dropped(server_factory) -> None:
 
 
 def test_sigterm_lets_in_flight_requests_finish() -> None:
-    proc, base = serve(NAMEGEN_BATCHING="false")
+    server = serve(NAMEGEN_BATCHING="false")
+    proc, base = server.proc, server.base
 
     async def scenario() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=base, timeout=60) as client:
