@@ -37,9 +37,17 @@ from model.sampling import IncrementalWaveNet, SamplingParams, sample
 MAX_LENGTH = 32
 
 
+def is_lecture_form(model: WaveNet) -> bool:
+    c = model.config
+    return not (c.gated or c.residual or c.skip or c.head_hidden or c.stacks > 1) and c.batchnorm
+
+
 def tree_logits(model: WaveNet, windows: torch.Tensor) -> torch.Tensor:
     """The lecture's forward of (B, block) windows: FlattenConsecutive + Linear per level,
-    computing only the nodes the last position needs (fairer than the conv on a window)."""
+    computing only the nodes the last position needs (fairer than the conv on a window).
+    Other configurations run the model's own forward on the window."""
+    if not is_lecture_form(model):
+        return model(windows)[0][:, -1]
     x = model.wte.weight[windows]  # (B, block, C)
     for level in model.levels:
         B, T, C = x.shape
