@@ -17,7 +17,8 @@ def main() -> None:
         if start in text:
             body = table.read_text(encoding="utf-8").strip()
             pattern = re.escape(start) + r".*?" + re.escape(end)
-            text = re.sub(pattern, lambda _: f"{start}\n{body}\n{end}", text, flags=re.S)
+            block = f"{start}\n{body}\n{end}"
+            text = re.sub(pattern, lambda _, block=block: block, text, flags=re.S)
     readme.write_text(text, encoding="utf-8")
 
 
