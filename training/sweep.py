@@ -146,7 +146,6 @@ def write_results(
             )
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("validation loss")
-    ax.set_yscale("log")
     ax.set_title(f"{stem}: validation loss during training")
     ax.grid(True, which="both", alpha=0.3)
     if histories:
