@@ -13,12 +13,14 @@ from app.config import Settings
 from model.engine import Engine
 
 
-def get_engine(request: Request) -> Engine:
+# Dependencies are `async def`: FastAPI runs plain `def` ones in the threadpool, a thread
+# hop per dependency per request for work that never blocks.
+async def get_engine(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

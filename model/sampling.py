@@ -172,29 +172,42 @@ class RowControls:
     """The controls of every row of a batch of jobs, as tensors (B,)."""
 
     def __init__(self, jobs: list[SampleJob], vocab_size: int, device: torch.device) -> None:
-        def per_row(values: list[float | int], dtype: torch.dtype) -> Tensor:
-            counts = torch.tensor([job.n for job in jobs])
-            return torch.tensor(values, dtype=dtype).repeat_interleave(counts).to(device)
-
         ps = [job.params for job in jobs]
-        self.temperature = per_row([p.temperature for p in ps], torch.float32)
+        counts = torch.tensor([job.n for job in jobs])
+        # one (jobs, fields) table, expanded to rows in one go: batches hold many small jobs
+        table = (
+            torch.tensor(
+                [
+                    [
+                        p.temperature,
+                        p.top_k or vocab_size,
+                        p.top_p if p.top_p is not None else 1.0,
+                        p.min_length,
+                        p.max_length,
+                        len(p.prefix),
+                    ]
+                    for p in ps
+                ],
+                dtype=torch.float64,
+            )
+            .repeat_interleave(counts, dim=0)
+            .to(device)
+        )
+        self.temperature = table[:, 0].float()
+        self.top_k, self.top_p = table[:, 1].long(), table[:, 2].float()
+        self.min_length, self.max_length = table[:, 3].long(), table[:, 4].long()
+        self.prefix_length = table[:, 5].long()
         self.greedy = self.temperature == 0
         self.any_greedy = any(p.temperature == 0 for p in ps)  # skip work no row needs
         self.unit_temperature = all(p.temperature in (0, 1) for p in ps)
-        self.top_k = per_row([p.top_k or vocab_size for p in ps], torch.long)
-        self.top_p = per_row([p.top_p if p.top_p is not None else 1.0 for p in ps], torch.float32)
         self.filtered = any(p.top_k is not None or p.top_p is not None for p in ps)
-        self.min_length = per_row([p.min_length for p in ps], torch.long)
-        self.max_length = per_row([p.max_length for p in ps], torch.long)
-        self.prefix_length = per_row([len(p.prefix) for p in ps], torch.long)
-        longest = max(len(p.prefix) for p in ps)
-        prefix = torch.zeros(len(ps), max(longest, 1), dtype=torch.long)
-        for i, p in enumerate(ps):
-            prefix[i, : len(p.prefix)] = torch.tensor(p.prefix, dtype=torch.long)
-        counts = torch.tensor([job.n for job in jobs])
-        self.prefix = prefix.repeat_interleave(counts, dim=0).to(device)  # (B, L)
-        self.longest_prefix = longest
+        self.longest_prefix = max(len(p.prefix) for p in ps)
         self.steps = max(p.max_length for p in ps) + 1
+        self.prefix = torch.zeros(len(jobs), max(self.longest_prefix, 1), dtype=torch.long)
+        for i, p in enumerate(ps):
+            if p.prefix:
+                self.prefix[i, : len(p.prefix)] = torch.tensor(p.prefix)
+        self.prefix = self.prefix.repeat_interleave(counts, dim=0).to(device)  # (B, L)
 
     def take(self, keep: Tensor) -> None:
         """Keep only these rows (batch compaction)."""
