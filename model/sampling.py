@@ -125,7 +125,9 @@ class IncrementalWaveNet:
         skip: Tensor | None = None
         for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
             y = self.first_table[tokens] if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
-            z = activate(lvl.pre_activation(y, ring, t), lvl.gated)
+            h = lvl.pre_activation(y, ring, t)
+            # pre-activations that are fresh tensors take tanh in place (no allocation)
+            z = h.tanh_() if lvl.span and not lvl.gated else activate(h, lvl.gated)
             x = self._combine(x, z) if i > 0 or self.residual else z
             if self.skip:
                 skip = z if skip is None else skip + z
