@@ -28,6 +28,7 @@ from typing import Any
 import safetensors
 import safetensors.torch
 import torch
+from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
 from model.lstm import CharLSTM, LSTMConfig
@@ -186,7 +187,7 @@ def _read_payload(path: Path, meta: dict[str, Any], kind: str) -> bytes:
 def _load_tensors(path: Path, meta: dict[str, Any], kind: str) -> dict[str, Tensor]:
     data = _read_payload(path, meta, kind)
     try:
-        return safetensors.torch.load(data)
+        return load_safetensors(data)  # parses the safetensors format: no pickle
     except Exception as e:  # safetensors raises its own error types
         raise CheckpointError(
             f"checkpoint {path}: {kind} file is not valid safetensors: {e}"
