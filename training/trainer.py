@@ -28,7 +28,6 @@ from model.checkpoint import (
     LanguageModel,
     load_checkpoint,
     load_train_state,
-    read_meta,
     save_checkpoint,
 )
 from model.device import pick_device
@@ -346,8 +345,3 @@ def train(
     )
     shutil.rmtree(out / LAST, ignore_errors=True)
     return TrainResult(out, metrics, best)
-
-
-def describe(path: str | Path) -> dict[str, Any]:
-    """The metrics recorded in a checkpoint."""
-    return dict(read_meta(path).get("metrics", {}))
