@@ -35,3 +35,27 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class ShedLoadMiddleware:
+    """A full inference queue answers 429 before the request's body is read or validated,
+    so refusing costs next to nothing even when the server is saturated. (The worker's own
+    check stays the authority: the queue can fill between here and there.)"""
+
+    PATHS = ("/generate", "/score")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.PATHS:
+            state = scope["app"].state
+            worker = getattr(state, "worker", None)
+            if worker is not None and worker.depth >= state.settings.max_queue:
+                state.metrics.rejected.inc()
+                busy = error_response(
+                    429, "the server is busy: retry shortly", headers={"Retry-After": "1"}
+                )
+                await busy(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from app import errors
 from app.batching import BatchingWorker
 from app.config import Settings, get_settings
-from app.limits import BodyLimitMiddleware
+from app.limits import BodyLimitMiddleware, ShedLoadMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.routers import api_router
 from app.security import SettingsCORSMiddleware
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(ShedLoadMiddleware)
     app.add_middleware(SettingsCORSMiddleware)
     app.include_router(api_router)
     return app
