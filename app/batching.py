@@ -17,9 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +44,6 @@ class Job:
     payload: Any  # GenerateRequest, or a list of names
     future: asyncio.Future[Any]
     rows: int  # names to generate or score: the job's share of a batch
-    queued_at: float = field(default_factory=time.perf_counter)
 
 
 class BatchingWorker:

@@ -128,7 +128,7 @@ class IncrementalWaveNet:
             h = lvl.pre_activation(y, ring, t)
             # pre-activations that are fresh tensors take tanh in place (no allocation)
             z = h.tanh_() if lvl.span and not lvl.gated else activate(h, lvl.gated)
-            x = self._combine(x, z) if i > 0 or self.residual else z
+            x = self._combine(x, z)  # without residuals this is just z
             if self.skip:
                 skip = z if skip is None else skip + z
         h = skip if skip is not None else x

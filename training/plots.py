@@ -180,3 +180,27 @@ def plot_lr_range(
     ax.axvline(suggested_lr, color="red", linestyle="--", label=f"suggested {suggested_lr:.2e}")
     ax.legend()
     return _save(fig, out_png)
+
+
+def plot_val_curves(
+    histories: Mapping[str, list[dict[str, Any]]], out_png: Path, *, title: str
+) -> Path:
+    """Validation loss against training time, one line per run (a sweep's runs)."""
+    fig, ax = _new_axes(
+        f"{title}: validation loss during training", "training time (s)", "validation loss"
+    )
+    drawn = False
+    for name, history in histories.items():
+        if history:
+            ax.plot(
+                [h["elapsed_s"] for h in history],
+                [h["val_loss"] for h in history],
+                label=name,
+                marker=".",
+            )
+            drawn = True
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        _no_data(ax, "finished runs")
+    return _save(fig, out_png)

@@ -27,12 +27,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
 from model.checkpoint import CheckpointError, read_meta
+from training import plots
 from training.config import TrainConfig
 from training.trainer import train
 
@@ -135,24 +131,7 @@ def write_results(
         lines.append("| " + " | ".join(cells) + " |")
     (results_dir / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    fig, ax = plt.subplots(figsize=(9, 5.5))
-    for name, history in histories.items():
-        if history:
-            ax.plot(
-                [h["elapsed_s"] for h in history],
-                [h["val_loss"] for h in history],
-                label=name,
-                marker=".",
-            )
-    ax.set_xlabel("training time (s)")
-    ax.set_ylabel("validation loss")
-    ax.set_title(f"{stem}: validation loss during training")
-    ax.grid(True, which="both", alpha=0.3)
-    if histories:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(results_dir / f"{stem}.png", dpi=110)
-    plt.close(fig)
+    plots.plot_val_curves(histories, results_dir / f"{stem}.png", title=stem)
 
 
 def run_sweep(path: Path, runs_dir: Path, results_dir: Path) -> list[dict[str, Any]]:
