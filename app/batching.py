@@ -38,12 +38,23 @@ class TimedOut(Exception):
     """The job did not finish within its time limit."""
 
 
+class ClientGone(Exception):
+    """The client disconnected before its job ran."""
+
+
 @dataclass
 class Job:
     kind: Literal["generate", "score"]
     payload: Any  # GenerateRequest, or a list of names
     future: asyncio.Future[Any]
     rows: int  # names to generate or score: the job's share of a batch
+    timer: asyncio.TimerHandle | None = None
+
+    def fail(self, error: Exception) -> None:
+        """End the job with `error` unless it has ended already (a job that has ended is
+        skipped by the worker)."""
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class BatchingWorker:
@@ -77,24 +88,31 @@ class BatchingWorker:
     def depth(self) -> int:
         return len(self.queue)
 
-    async def submit(
+    def submit(
         self, kind: Literal["generate", "score"], payload: Any, rows: int, timeout_s: float
-    ) -> Any:
-        """Queue a job and wait for its result. Raises Overloaded when the queue is full
-        and TimedOut after `timeout_s`; cancelling the caller drops the job."""
+    ) -> Job:
+        """Queue a job: `job.future` gets its result, or TimedOut after `timeout_s`.
+        Raises Overloaded when the queue is full. The caller awaits the future and then
+        calls `release(job)`, whatever happened.
+
+        (A plain future, a timer and no extra task: this runs for every request, and
+        asyncio.wait_for and shield would each cost another task per request.)"""
         if len(self.queue) >= self.max_queue:
             raise Overloaded
-        job = Job(kind, payload, asyncio.get_running_loop().create_future(), rows)
+        loop = asyncio.get_running_loop()
+        job = Job(kind, payload, loop.create_future(), rows)
+        job.timer = loop.call_later(timeout_s, job.fail, TimedOut())
         self.queue.append(job)
         self.wakeup.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
-        except TimeoutError as e:
-            raise TimedOut from e
-        finally:
-            job.future.cancel()  # a job nobody waits for any more is skipped or dropped
-            with contextlib.suppress(ValueError):
-                self.queue.remove(job)
+        return job
+
+    def release(self, job: Job) -> None:
+        """The caller is done with `job`: a job still queued is dropped."""
+        if job.timer is not None:
+            job.timer.cancel()
+        job.future.cancel()  # no-op once it has a result
+        with contextlib.suppress(ValueError):
+            self.queue.remove(job)
 
     async def _run(self) -> None:
         while True:

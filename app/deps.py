@@ -1,67 +1,72 @@
-"""Typed dependencies: the engine loaded in lifespan, and the settings."""
+"""The typed dependency the handlers reach the model through: the `Service` that lifespan
+builds (engine, settings, inference worker, metrics), and the request-to-worker plumbing."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, HTTPException, Request
 
-from app.batching import BatchingWorker, Overloaded, TimedOut
+from app.batching import BatchingWorker, ClientGone, Job, Overloaded, TimedOut
 from app.config import Settings
+from app.metrics import Metrics
 from model.engine import Engine
 
 
-# Dependencies are `async def`: FastAPI runs plain `def` ones in the threadpool, a thread
-# hop per dependency per request for work that never blocks.
-async def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+@dataclass(frozen=True)
+class Service:
+    engine: Engine
+    settings: Settings
+    worker: BatchingWorker
+    metrics: Metrics
 
 
-async def get_app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+# One dependency for all four, and `async def`: FastAPI runs plain `def` dependencies in
+# the threadpool, and each dependency costs its resolution on every request.
+async def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
 
 
-EngineDep = Annotated[Engine, Depends(get_engine)]
-SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 async def run_job(
-    request: Request, kind: Literal["generate", "score"], payload: Any, rows: int
+    service: Service,
+    request: Request,
+    kind: Literal["generate", "score"],
+    payload: Any,
+    rows: int,
 ) -> Any:
     """Queue work for the inference worker and wait for it, unless the client leaves:
     429 (with Retry-After) when the queue is full, 504 past the time limit."""
-    worker: BatchingWorker = request.app.state.worker
-    settings: Settings = request.app.state.settings
-    metrics = request.app.state.metrics
-    work = asyncio.ensure_future(worker.submit(kind, payload, rows, settings.request_timeout_s))
-    gone = asyncio.ensure_future(_disconnected(request))
+    worker, settings, metrics = service.worker, service.settings, service.metrics
     try:
-        await asyncio.wait({work, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if not work.done():  # the client went away: drop its queued work
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        metrics.dropped.inc()
-        raise HTTPException(499, "client closed the request")
-    try:
-        return work.result()
+        job = worker.submit(kind, payload, rows, settings.request_timeout_s)
     except Overloaded as e:
         metrics.rejected.inc()
         raise HTTPException(429, "the server is busy: retry shortly", {"Retry-After": "1"}) from e
+    watch = asyncio.get_running_loop().create_task(_fail_on_disconnect(request, job))
+    try:
+        return await job.future
     except TimedOut as e:
         metrics.timeouts.inc()
         raise HTTPException(504, f"not done within {settings.request_timeout_s:g}s") from e
+    except ClientGone as e:  # its queued work has been dropped
+        metrics.dropped.inc()
+        raise HTTPException(499, "client closed the request") from e
+    finally:
+        watch.cancel()
+        worker.release(job)
 
 
-async def _disconnected(request: Request) -> None:
-    """Returns when the client disconnects (the body has been read by then)."""
+async def _fail_on_disconnect(request: Request, job: Job) -> None:
+    """Ends `job` with ClientGone when the client disconnects (the body has been read by
+    then, so the next message can only be the disconnect)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
+            job.fail(ClientGone())
             return

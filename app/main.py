@@ -12,9 +12,10 @@ from fastapi import FastAPI
 from app import errors
 from app.batching import BatchingWorker
 from app.config import Settings, get_settings
+from app.deps import Service
 from app.limits import BodyLimitMiddleware, ShedLoadMiddleware
 from app.metrics import Metrics, MetricsMiddleware
-from app.routers import api_router
+from app.routers import include_routers
 from app.security import SettingsCORSMiddleware
 from model.checkpoint import CheckpointError
 from model.engine import Engine, GenerateRequest
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         worker.start()
         app.state.worker, app.state.engine = worker, engine
+        app.state.service = Service(engine, app.state.settings, worker, app.state.metrics)
         app.state.metrics.watch_queue(lambda: worker.depth)
         worker.on_batch = app.state.metrics.batch_requests.observe
         yield
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Name generation with a character-level WaveNet",
         version="0.1.0",
         lifespan=lifespan,
+        # Prometheus metrics are our own (/metrics); FastAPI's OpenTelemetry hooks would
+        # look up providers and environment variables on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings or Settings.model_construct()  # replaced in lifespan
     app.state.engine = None
@@ -63,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(ShedLoadMiddleware)
     app.add_middleware(SettingsCORSMiddleware)
-    app.include_router(api_router)
+    include_routers(app)
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,12 +57,18 @@ class Metrics:
         self.queue_depth.set_function(depth)
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Counts requests and times them per route template (not per raw path, so unknown
-    paths cannot blow up the label set)."""
+    paths cannot blow up the label set). The labelled children are looked up once per
+    label set and kept: `labels()` costs a lock and several dict lookups per call."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        self.counters: dict[tuple[str, str, int], Any] = {}
+        self.timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -81,6 +88,15 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             endpoint = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(method, endpoint, str(status)).inc()
-            self.metrics.latency.labels(method, endpoint).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            counter = self.counters.get((method, endpoint, status))
+            if counter is None:
+                counter = self.metrics.requests.labels(method, endpoint, str(status))
+                self.counters[method, endpoint, status] = counter
+            counter.inc()
+            timer = self.timers.get((method, endpoint))
+            if timer is None:
+                timer = self.timers[method, endpoint] = self.metrics.latency.labels(
+                    method, endpoint
+                )
+            timer.observe(time.perf_counter() - started)

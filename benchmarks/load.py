@@ -1,15 +1,19 @@
 """Load: 64 concurrent clients against the real server, cross-request batching on and off.
 
 Starts `uvicorn app.main:app` on 127.0.0.1 (a free port) once with batching and once
-without, and each time runs 64 concurrent httpx clients (one connection each) sending
-`/generate` n = 1 for
+without, and each time runs 64 concurrent locust users (headless, FastHttpUser, one
+connection each, `benchmarks/locustfile.py`) sending `/generate` n = 1 back to back for
 --duration seconds (60 by default). Reports requests/s, p50/p99 latency, 5xx count,
 unanswered requests (no response at all) and the growth of the server's resident memory
 from after warm-up to the end. Then an overload phase: a server with a queue of 8 and 64
 clients asking for 2,000 names each, reporting how fast the rejected requests got their
-429. Every loop is bounded in time; the servers are stopped at the end.
+429. Every phase is bounded in time; the servers are stopped at the end.
 
-    python benchmarks/load.py [--duration S] [--clients N]
+The client is locust rather than httpx: an httpx client costs about 2 ms of CPU a request,
+which on a small machine shares the cores with the server and caps what is measured;
+locust's FastHttpUser costs about a fifth of that.
+
+    python benchmarks/load.py [--duration S] [--clients N] [--warmup S]
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 import argparse
-import asyncio
+import json
+import os
 import statistics
-import time
+import subprocess
+import tempfile
 from dataclasses import dataclass, field
 
-import httpx
-
 from app.local_server import LocalServer
+
+LOCUSTFILE = REPO / "benchmarks" / "locustfile.py"
 
 
 def rss_mb(pid: int) -> float:
@@ -43,12 +49,15 @@ def rss_mb(pid: int) -> float:
 @dataclass
 class Tally:
     latencies: dict[int, list[float]] = field(default_factory=dict)  # status -> ms
-    unanswered: int = 0
     elapsed: float = 0.0
 
     @property
+    def unanswered(self) -> int:
+        return len(self.of(0))
+
+    @property
     def answered(self) -> int:
-        return sum(len(v) for v in self.latencies.values())
+        return sum(len(v) for s, v in self.latencies.items() if s != 0)
 
     def of(self, status: int) -> list[float]:
         return self.latencies.get(status, [])
@@ -58,31 +67,44 @@ class Tally:
         return sum(len(v) for s, v in self.latencies.items() if s >= 500)
 
 
-async def hammer(base: str, body: dict, clients: int, duration: float) -> Tally:
-    tally = Tally()
-    stop_at = time.perf_counter() + duration
-
-    async def client() -> None:
-        # one client and one connection each, like independent users (a shared httpx pool
-        # of 64 connections spends ~10 ms of client CPU a request and measures itself)
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-            await loop(http)
-
-    async def loop(http: httpx.AsyncClient) -> None:
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            try:
-                r = await http.post("/generate", json=body)
-            except httpx.HTTPError:
-                tally.unanswered += 1
-                continue
-            ms = (time.perf_counter() - started) * 1000
-            tally.latencies.setdefault(r.status_code, []).append(ms)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    tally.elapsed = time.perf_counter() - started
-    return tally
+def hammer(base: str, body: dict[str, object], clients: int, duration: float) -> Tally:
+    """`clients` locust users posting `body` to /generate for `duration` seconds; users
+    finish the request they are in before stopping, so none is cut off."""
+    with tempfile.TemporaryDirectory() as tmp:
+        record = Path(tmp) / "record.json"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                str(LOCUSTFILE),
+                "--headless",
+                "--users",
+                str(clients),
+                "--spawn-rate",
+                str(clients),
+                "--run-time",
+                f"{duration:g}s",
+                "--stop-timeout",
+                "60",
+                "--host",
+                base,
+                "--only-summary",
+                "--loglevel",
+                "ERROR",
+                "--exit-code-on-error",
+                "0",
+            ],
+            env={**os.environ, "LOAD_BODY": json.dumps(body), "LOAD_RECORD": str(record)},
+            stdout=subprocess.DEVNULL,
+            check=True,
+            timeout=duration + 120,
+        )
+        data = json.loads(record.read_text())
+    return Tally(
+        latencies={int(s): v for s, v in data["latencies_ms"].items()}, elapsed=data["seconds"]
+    )
 
 
 def p(values: list[float], q: float) -> float:
@@ -92,12 +114,14 @@ def p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def phase(label: str, clients: int, duration: float, **env: str) -> tuple[Tally, float]:
+def phase(
+    label: str, clients: int, duration: float, warmup: float, **env: str
+) -> tuple[Tally, float]:
     server = LocalServer(env)
     try:
-        asyncio.run(hammer(server.base, {"n": 1}, clients, 3.0))  # warm-up
+        hammer(server.base, {"n": 1}, clients, warmup)
         rss_before = rss_mb(server.proc.pid)
-        tally = asyncio.run(hammer(server.base, {"n": 1}, clients, duration))
+        tally = hammer(server.base, {"n": 1}, clients, duration)
         growth = rss_mb(server.proc.pid) - rss_before
     finally:
         server.stop()
@@ -116,16 +140,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
     parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
     args = parser.parse_args()
 
-    batched, growth_b = phase("batched", args.clients, args.duration, NAMEGEN_BATCHING="true")
-    unbatched, growth_u = phase("unbatched", args.clients, args.duration, NAMEGEN_BATCHING="false")
+    batched, growth_b = phase(
+        "batched", args.clients, args.duration, args.warmup, NAMEGEN_BATCHING="true"
+    )
+    unbatched, growth_u = phase(
+        "unbatched", args.clients, args.duration, args.warmup, NAMEGEN_BATCHING="false"
+    )
 
     server = LocalServer({"NAMEGEN_MAX_QUEUE": "8", "NAMEGEN_BATCHING": "true"})
     try:
-        overload = asyncio.run(
-            hammer(server.base, {"n": 2_000}, args.clients, min(args.duration, 20))
-        )
+        overload = hammer(server.base, {"n": 2_000}, args.clients, min(args.duration, 20))
     finally:
         server.stop()
     rejected, served = overload.of(429), overload.of(200)

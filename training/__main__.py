@@ -47,6 +47,8 @@ HELP = {
     "time_budget_s": "stop after this many seconds of training (0: no limit); the lr "
     "schedule then follows whichever of steps or time is further along",
     "grad_clip": "clip the gradient norm to this; 0 disables",
+    "ema_decay": "evaluate and save an exponential moving average of the weights with this "
+    "decay (e.g. 0.999); 0 uses the raw weights",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
     "diagnostics": "record activation, gradient and update-ratio health into OUT/diagnostics "

@@ -55,6 +55,7 @@ class TrainConfig:
     time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
     # then runs on whichever of steps or time is further along
     grad_clip: float = 0.0  # 0 disables
+    ema_decay: float = 0.0  # > 0: evaluate and save a moving average of the weights
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
@@ -72,6 +73,8 @@ class TrainConfig:
         for name in ("batch_size", "steps", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
 

@@ -32,6 +32,7 @@ from model.checkpoint import (
 )
 from model.device import pick_device
 from model.lstm import CharLSTM
+from training.averaging import WeightAverage
 from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
 from training.data import EncodedNames, split_names
@@ -189,6 +190,7 @@ def train(
     batch_rng = torch.Generator().manual_seed(cfg.seed)
     model = build_model(cfg, vocab.size).to(device)
     optimizer = make_optimizer(model, cfg)
+    average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     step, best_val, best_step, stale_evals, elapsed = 0, float("inf"), -1, 0, 0.0
     history: list[dict[str, float]] = []  # one entry per evaluation, for loss curves
 
@@ -198,7 +200,10 @@ def train(
         if saved["config"] != cfg.to_dict():
             raise ValueError(f"{out / LAST} was written with other training options; cannot resume")
         model.load_state_dict(last.model.state_dict())
-        unpack_train_state(load_train_state(out / LAST), saved, optimizer, batch_rng)
+        train_state = load_train_state(out / LAST)
+        unpack_train_state(train_state, saved, optimizer, batch_rng)
+        if average is not None:
+            average.load_state(train_state)
         step, best_val, best_step = saved["step"], saved["best_val"], saved["best_step"]
         stale_evals, elapsed = saved["stale_evals"], saved["elapsed"]
         history = saved["history"]
@@ -216,6 +221,8 @@ def train(
 
     def save_last() -> None:
         tensors, scalars = pack_train_state(optimizer, batch_rng)
+        if average is not None:
+            tensors.update(average.state())
         scalars.update(
             config=cfg.to_dict(),
             step=step,
@@ -260,6 +267,8 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         before = diag.snapshot() if watch and diag is not None else None
         optimizer.step()
+        if average is not None:
+            average.update()
         step += 1
 
         loss_value = loss.item()
@@ -277,7 +286,21 @@ def train(
             time.perf_counter() - started >= cfg.time_budget_s
         )
         if step % cfg.eval_interval == 0 or step == cfg.steps or out_of_time:
-            val = evaluate(model, data.val)
+            # With weight averaging, the averaged weights are the ones judged and kept.
+            weights = average.applied() if average is not None else contextlib.nullcontext()
+            with weights:
+                val = evaluate(model, data.val)
+                if val < best_val:
+                    save_checkpoint(
+                        out,
+                        model,
+                        vocab,
+                        meta={
+                            **record,
+                            "metrics": {"best_val_loss": val, "steps": step, "partial": True},
+                        },
+                        corpus_names=corpus.names,
+                    )
             elapsed = time.perf_counter() - started
             history.append(
                 {
@@ -289,16 +312,6 @@ def train(
             )
             if val < best_val:
                 best_val, best_step, stale_evals = val, step, 0
-                save_checkpoint(
-                    out,
-                    model,
-                    vocab,
-                    meta={
-                        **record,
-                        "metrics": {"best_val_loss": val, "steps": step, "partial": True},
-                    },
-                    corpus_names=corpus.names,
-                )
             else:
                 stale_evals += 1
             bar.write(

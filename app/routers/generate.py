@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Request
 
-from app.deps import EngineDep, SettingsDep, run_job
+from app.deps import ServiceDep, run_job
 from app.errors import FieldError
 from app.schemas import ERROR_RESPONSES, GeneratedOut, GenerateIn, GenerateOut
 from model import UnknownCharacterError
@@ -15,11 +15,10 @@ router = APIRouter(tags=["names"])
     summary="Generate names",
     responses=ERROR_RESPONSES,
 )
-async def generate(
-    body: GenerateIn, engine: EngineDep, settings: SettingsDep, request: Request
-) -> GenerateOut:
+async def generate(body: GenerateIn, service: ServiceDep, request: Request) -> GenerateOut:
     """Sample `n` names in one batch. Every name comes with its log-probability under the
     model at temperature 1, the same figure /score gives for it."""
+    engine, settings = service.engine, service.settings
     if body.n > settings.max_n:
         raise FieldError("n", f"must be at most {settings.max_n}")
     if body.max_length > settings.max_length_limit:
@@ -29,8 +28,8 @@ async def generate(
         engine.vocab.encode(req.prefix)
     except UnknownCharacterError as e:
         raise FieldError("prefix", f"character {e.char!r} is not in the model's vocabulary") from e
-    result: GenerateResult = await run_job(request, "generate", req, rows=req.n)
-    request.app.state.metrics.names_generated.inc(len(result.names))
+    result: GenerateResult = await run_job(service, request, "generate", req, req.n)
+    service.metrics.names_generated.inc(len(result.names))
     return GenerateOut(
         names=[
             GeneratedOut(name=g.name, logprob=g.logprob, in_corpus=g.in_corpus)

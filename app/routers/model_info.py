@@ -1,6 +1,6 @@
 from fastapi import APIRouter
 
-from app.deps import EngineDep
+from app.deps import ServiceDep
 from app.schemas import ERROR_RESPONSES, ModelOut
 
 router = APIRouter(tags=["model"])
@@ -12,7 +12,8 @@ router = APIRouter(tags=["model"])
     summary="The loaded checkpoint",
     responses={401: ERROR_RESPONSES[401]},
 )
-async def model_info(engine: EngineDep) -> ModelOut:
+async def model_info(service: ServiceDep) -> ModelOut:
+    engine = service.engine
     meta = engine.checkpoint.meta
     return ModelOut(
         fingerprint=engine.checkpoint.fingerprint,

@@ -1,6 +1,6 @@
 from fastapi import APIRouter, Request
 
-from app.deps import EngineDep, SettingsDep, run_job
+from app.deps import ServiceDep, run_job
 from app.errors import FieldError
 from app.schemas import ERROR_RESPONSES, CharProb, ScoreIn, ScoreOut, ScoresOut
 from model import UnknownCharacterError
@@ -15,10 +15,9 @@ router = APIRouter(tags=["names"])
     summary="Score candidate names",
     responses=ERROR_RESPONSES,
 )
-async def score(
-    body: ScoreIn, engine: EngineDep, settings: SettingsDep, request: Request
-) -> ScoresOut:
+async def score(body: ScoreIn, service: ServiceDep, request: Request) -> ScoresOut:
     """Log-likelihood of each name under the model (names are trimmed and lowercased)."""
+    engine, settings = service.engine, service.settings
     if len(body.names) > settings.max_score_names:
         raise FieldError("names", f"at most {settings.max_score_names} names per request")
     names = [n.strip().lower() for n in body.names]
@@ -33,8 +32,8 @@ async def score(
             raise FieldError(
                 f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}"
             ) from e
-    scored: list[ScoredName] = await run_job(request, "score", names, rows=len(names))
-    request.app.state.metrics.names_scored.inc(len(scored))
+    scored: list[ScoredName] = await run_job(service, request, "score", names, len(names))
+    service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     return ScoresOut(
         scores=[

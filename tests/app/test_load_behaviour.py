@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -13,6 +16,7 @@ import pytest
 
 from app.local_server import LocalServer
 from tests.app.conftest import CHECKPOINT
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -121,3 +125,35 @@ def test_sigterm_lets_in_flight_requests_finish() -> None:
     assert all(len(r.json()["names"]) == 10_000 for r in responses)
     # uvicorn finishes the requests, shuts down, then re-raises the signal it caught
     assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_load_benchmark_runs_and_prints_its_summary_line() -> None:
+    """The benchmark's tool chain (servers, locust client, per-status record) works; its
+    figures are the benchmark's business, not this test's."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/load.py",
+            "--duration",
+            "2",
+            "--clients",
+            "4",
+            "--warmup",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    last = done.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(
+        r"load: rps_batched=([\d.]+) rps_unbatched=([\d.]+) ratio=([\d.]+)x "
+        r"errors_5xx=(\d+) unanswered=(\d+) rss_growth_mb=(-?[\d.]+)",
+        last,
+    )
+    assert match, last
+    assert float(match[1]) > 0 and float(match[2]) > 0
+    assert match[4] == "0" and match[5] == "0"
+    assert "overload" in done.stdout and "429=" in done.stdout

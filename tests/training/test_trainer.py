@@ -64,12 +64,15 @@ def test_same_seed_same_weights(small_corpus: Path, tmp_path: Path) -> None:
     assert_same_weights(tmp_path / "a", tmp_path / "b")
 
 
-@pytest.mark.parametrize("interrupt_at", [20, 25])  # at a save point, and between two
+@pytest.mark.parametrize(
+    ("interrupt_at", "ema_decay"),
+    [(20, 0.0), (25, 0.0), (25, 0.9)],  # at a save point, between two; weight averaging
+)
 def test_resumed_run_matches_uninterrupted(
-    small_corpus: Path, tmp_path: Path, interrupt_at: int
+    small_corpus: Path, tmp_path: Path, interrupt_at: int, ema_decay: float
 ) -> None:
-    train(tiny(small_corpus, tmp_path / "whole"))
-    cfg = tiny(small_corpus, tmp_path / "resumed")
+    train(tiny(small_corpus, tmp_path / "whole", ema_decay=ema_decay))
+    cfg = tiny(small_corpus, tmp_path / "resumed", ema_decay=ema_decay)
     train(cfg, stop_after=interrupt_at)
     assert (tmp_path / "resumed" / "last" / "meta.json").exists()
     train(cfg, resume=True)
