@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 HARD_MAX_N = 10_000
@@ -132,3 +133,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "not done within the time limit",
     }.items()
 }
+
+
+def json_response(body: BaseModel) -> Response:
+    """`body` as JSON, straight from pydantic. The routes keep `response_model` for the
+    schema; returning the model itself would have FastAPI dump, re-validate and encode it
+    again on every request."""
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -3,52 +3,68 @@
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
-from fastapi import HTTPException, Request
-from fastapi.security import APIKeyHeader
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import Settings
+from app.errors import error_response
+
+PROTECTED = frozenset({"/generate", "/score", "/model"})  # probes and scrapers stay open
+API_KEY_SCHEME = "APIKey"  # its name in the OpenAPI schema
+API_KEY_SECURITY: dict[str, Any] = {"security": [{API_KEY_SCHEME: []}]}  # a route's openapi_extra
 
 
-class ApiKey(APIKeyHeader):
-    """The X-API-Key header, or an `Authorization: Bearer` token, checked against the
-    keys in settings (none configured: open). One dependency that reads the headers
-    itself: it runs on every request, and header parameters cost more to resolve. In the
-    OpenAPI schema it is the X-API-Key security scheme."""
+class ApiKeyMiddleware:
+    """With keys configured in settings, the protected paths need one: the X-API-Key
+    header or an `Authorization: Bearer` token; 401 otherwise. A middleware rather than
+    a route dependency: it runs on every request, and here it costs a set lookup when no
+    keys are configured instead of a dependency resolution."""
 
-    def __init__(self) -> None:
-        super().__init__(name="X-API-Key", auto_error=False, scheme_name="APIKey")
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-    async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        settings: Settings = request.app.state.settings
-        if not settings.api_keys:
-            return
-        check_api_key(
-            request.headers.get("x-api-key"),
-            request.headers.get("authorization"),
-            settings.api_keys,
-        )
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in PROTECTED:
+            keys: list[str] = scope["app"].state.settings.api_keys
+            if keys:
+                headers = Headers(scope=scope)
+                problem = api_key_problem(
+                    headers.get("x-api-key"), headers.get("authorization"), keys
+                )
+                if problem:
+                    refuse = error_response(401, problem, headers={"WWW-Authenticate": "Bearer"})
+                    await refuse(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
-require_api_key = ApiKey()
-
-
-def check_api_key(x_api_key: str | None, authorization: str | None, keys: list[str]) -> None:
+def api_key_problem(x_api_key: str | None, authorization: str | None, keys: list[str]) -> str:
+    """What is wrong with the key the request gave ("" when nothing is)."""
     given = x_api_key
     if given is None and authorization and authorization.lower().startswith("bearer "):
         given = authorization[7:].strip()
     if not given:
-        raise HTTPException(
-            401, "missing API key (X-API-Key header)", {"WWW-Authenticate": "Bearer"}
-        )
+        return "missing API key (X-API-Key header)"
     # compare with every key, in constant time, so timing says nothing about which matched
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given.encode(), key.encode())
-    if not matched:
-        raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+    return "" if matched else "invalid API key"
+
+
+def document_api_key(schema: dict[str, Any]) -> dict[str, Any]:
+    """Adds the API key scheme to an OpenAPI schema (routes opt in with API_KEY_SECURITY)."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})[API_KEY_SCHEME] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "needed only when the server has keys configured; "
+        "`Authorization: Bearer <key>` works too",
+    }
+    return schema
 
 
 class SettingsCORSMiddleware:

@@ -2,6 +2,7 @@ from fastapi import APIRouter
 
 from app.deps import ServiceDep
 from app.schemas import ERROR_RESPONSES, ModelOut
+from app.security import API_KEY_SECURITY
 
 router = APIRouter(tags=["model"])
 
@@ -11,6 +12,7 @@ router = APIRouter(tags=["model"])
     response_model=ModelOut,
     summary="The loaded checkpoint",
     responses={401: ERROR_RESPONSES[401]},
+    openapi_extra=API_KEY_SECURITY,
 )
 async def model_info(service: ServiceDep) -> ModelOut:
     engine = service.engine

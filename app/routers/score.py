@@ -1,8 +1,9 @@
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from app.deps import ServiceDep, run_job
 from app.errors import FieldError
-from app.schemas import ERROR_RESPONSES, CharProb, ScoreIn, ScoreOut, ScoresOut
+from app.schemas import ERROR_RESPONSES, ScoreIn, ScoresOut, json_response
+from app.security import API_KEY_SECURITY
 from model import UnknownCharacterError
 from model.engine import ScoredName
 
@@ -14,8 +15,9 @@ router = APIRouter(tags=["names"])
     response_model=ScoresOut,
     summary="Score candidate names",
     responses=ERROR_RESPONSES,
+    openapi_extra=API_KEY_SECURITY,
 )
-async def score(body: ScoreIn, service: ServiceDep, request: Request) -> ScoresOut:
+async def score(body: ScoreIn, service: ServiceDep, request: Request) -> Response:
     """Log-likelihood of each name under the model (names are trimmed and lowercased)."""
     engine, settings = service.engine, service.settings
     if len(body.names) > settings.max_score_names:
@@ -35,19 +37,23 @@ async def score(body: ScoreIn, service: ServiceDep, request: Request) -> ScoresO
     scored: list[ScoredName] = await run_job(service, request, "score", names, len(names))
     service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
-    return ScoresOut(
-        scores=[
-            ScoreOut(
-                name=s.score.name,
-                logprob=s.score.logprob,
-                logprob_per_char=s.score.logprob_per_char,
-                perplexity=s.score.perplexity,
-                char_probs=[
-                    CharProb(char=c, prob=p)
-                    for c, p in zip(s.score.name + end, s.score.char_probs, strict=True)
-                ],
-                in_corpus=s.in_corpus,
-            )
-            for s in scored
-        ]
+    # Validated from plain dicts in one call (see generate.py).
+    out = ScoresOut.model_validate(
+        {
+            "scores": [
+                {
+                    "name": s.score.name,
+                    "logprob": s.score.logprob,
+                    "logprob_per_char": s.score.logprob_per_char,
+                    "perplexity": s.score.perplexity,
+                    "char_probs": [
+                        {"char": c, "prob": p}
+                        for c, p in zip(s.score.name + end, s.score.char_probs, strict=True)
+                    ],
+                    "in_corpus": s.in_corpus,
+                }
+                for s in scored
+            ]
+        }
     )
+    return json_response(out)
