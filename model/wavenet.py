@@ -13,6 +13,11 @@ Left context: every position before the start of a name sees only the boundary t
 We carry that vector ("pad") alongside the batch instead of prepending pad tokens, which
 keeps the tree form exact and costs nothing. BatchNorm statistics are taken over batch
 and time, over real positions only (padding after a name ends is masked out).
+
+Packed rows (for training speed): a row may hold several names back to back, each
+starting with its '.', when `offsets` gives every position's index within its own name.
+A tap that would reach back past the start of its name reads the pad vector instead, so
+each name sees exactly what it would see alone, and no time is spent on padding.
 """
 
 from __future__ import annotations
@@ -101,12 +106,26 @@ class CausalConv(nn.Module):
         self.kernel, self.dilation = kernel, dilation
         self.proj = nn.Linear(kernel * in_dim, out_dim, bias=bias)  # no bias when BN follows
 
-    def forward(self, x: Tensor, pad: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, pad: Tensor, offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         B, T, C = x.shape
         k, d = self.kernel, self.dilation
-        if k > 1:
+        if k > 1 and offsets is None:  # one name per row, starting at position 0
             x = torch.cat([pad.expand(B, (k - 1) * d, C), x], dim=1)  # (B, T + (k-1)d, C)
             x = torch.cat([x[:, j * d : j * d + T] for j in range(k)], dim=-1)  # (B, T, k*C)
+        elif k > 1:  # packed rows: taps before a name's start read the pad
+            assert offsets is not None
+            taps = []
+            for j in range(k):
+                back = (k - 1 - j) * d  # how far this tap looks back
+                if back == 0:
+                    taps.append(x)
+                    continue
+                n = min(back, T)
+                shifted = torch.cat([pad.expand(B, n, C), x[:, : T - n]], dim=1)  # (B, T, C)
+                taps.append(torch.where((offsets >= back).unsqueeze(-1), shifted, pad))
+            x = torch.cat(taps, dim=-1)  # (B, T, k*C)
         return self.proj(x), self.proj(pad.repeat(k))  # (B, T, H), (H,)
 
 
@@ -164,8 +183,10 @@ class Level(nn.Module):
         )
         self.dropout = nn.Dropout(config.dropout) if config.dropout else None
 
-    def forward(self, x: Tensor, pad: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        x, pad = self.conv(x, pad)
+    def forward(
+        self, x: Tensor, pad: Tensor, mask: Tensor | None, offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        x, pad = self.conv(x, pad, offsets)
         if self.bn is not None:
             x, pad = self.bn(x, pad, mask)
         x, pad = activate(x, self.gated), activate(pad, self.gated)
@@ -210,16 +231,19 @@ class WaveNet(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, idx: Tensor, targets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    def forward(
+        self, idx: Tensor, targets: Tensor | None = None, offsets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) of ids, starting with the boundary token; targets (B, T) the next
         ids, IGNORE_INDEX on padding. Returns logits (B, T, V) and the mean loss over
-        real positions when targets are given."""
+        real positions when targets are given. For packed rows, offsets (B, T) is each
+        position's index within its name (see the module docstring)."""
         mask = targets != IGNORE_INDEX if targets is not None else None  # (B, T)
         x = self.wte(idx)  # (B, T, C)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
         skip = None
         for level in self.levels:
-            z, z_pad = level(x, pad, mask)  # (B, T, H)
+            z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
             if self.config.residual and z.shape[-1] == x.shape[-1]:
                 x, pad = x + z, pad + z_pad
             else:

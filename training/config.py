@@ -49,8 +49,9 @@ class TrainConfig:
     decay_factor: float = 0.1
     batch_size: int = 128  # names (or windows) per step
     # "names": whole names, every position a prediction. "windows": the lecture's batches,
-    # one random (name, position) prediction per row.
-    batch_unit: Literal["names", "windows"] = "names"
+    # one random (name, position) prediction per row. "packed": the same names as "names",
+    # laid end to end in rows of 64 positions, so no time goes to padding (WaveNet only).
+    batch_unit: Literal["names", "windows", "packed"] = "names"
     steps: int = 4000
     time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
     # then runs on whichever of steps or time is further along
@@ -73,6 +74,10 @@ class TrainConfig:
         for name in ("batch_size", "steps", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_unit == "packed" and self.model != "wavenet":
+            raise ValueError(
+                "batch_unit 'packed' needs a WaveNet (an LSTM would read across names)"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.lr > 0:

@@ -48,6 +48,37 @@ class EncodedNames:
         t = int(self.lengths[rows].max()) + 1
         return self.x[rows, :t], self.y[rows, :t]
 
+    def packed_batch(self, rows: Tensor, row_len: int) -> tuple[Tensor, Tensor, Tensor]:
+        """The names of `rows` laid end to end in rows of `row_len` positions (a name
+        never split; a new row when the next does not fit), with each position's index
+        within its name: x, y, offsets, each (R, row_len). Padding at the end of a row
+        has target IGNORE_INDEX. WaveNet-only: the model must know where names start."""
+        sizes = (self.lengths[rows] + 1).tolist()  # positions per name
+        if max(sizes) > row_len:
+            raise ValueError(f"a name needs {max(sizes)} positions, rows have {row_len}")
+        row_of, col_of, r, c = [], [], 0, 0
+        for size in sizes:
+            if c + size > row_len:
+                r, c = r + 1, 0
+            row_of.append(r)
+            col_of.append(c)
+            c += size
+        counts = torch.tensor(sizes)
+        starts = torch.cumsum(counts, 0) - counts
+        within = torch.arange(int(counts.sum())) - starts.repeat_interleave(counts)
+        name = rows.cpu().repeat_interleave(counts)
+        row = torch.tensor(row_of).repeat_interleave(counts)
+        col = torch.tensor(col_of).repeat_interleave(counts) + within
+        device = self.x.device
+        x = torch.zeros(r + 1, row_len, dtype=self.x.dtype, device=device)
+        y = torch.full_like(x, IGNORE_INDEX)
+        offsets = torch.zeros_like(x)
+        name, within, row, col = (t.to(device) for t in (name, within, row, col))
+        x[row, col] = self.x[name, within]
+        y[row, col] = self.y[name, within]
+        offsets[row, col] = within
+        return x, y, offsets
+
     def window_index(self) -> Tensor:
         """Every prediction of the set as a (row, position) pair: (num_targets, 2)."""
         rows = torch.repeat_interleave(torch.arange(len(self)), self.lengths + 1)

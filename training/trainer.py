@@ -39,6 +39,7 @@ from training.data import EncodedNames, split_names
 from training.diagnostics import Diagnostics
 
 LAST = "last"
+PACKED_ROW = 64  # positions per row with batch_unit "packed"
 
 
 def build_model(cfg: TrainConfig, vocab_size: int) -> LanguageModel:
@@ -238,6 +239,8 @@ def train(
         )
 
     windows = data.train.window_index() if cfg.batch_unit == "windows" else None
+    # packed rows: room for a few names each, and for the longest one
+    packed_row = max(PACKED_ROW, int(data.train.lengths.max()) + 1)
     diag = Diagnostics(model, out / DIAGNOSTICS) if cfg.diagnostics else None
     diagnose_every = cfg.diagnose_interval or cfg.eval_interval
     model.train()
@@ -251,15 +254,23 @@ def train(
         lr = cfg.lr_at(step, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        if windows is None:
-            rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
-            x, y = data.train.batch(rows.to(device))
-        else:
+        offsets = None
+        if windows is not None:
             picks = torch.randint(len(windows), (cfg.batch_size,), generator=batch_rng)
             x, y = data.train.window_batch(windows[picks].to(device))
+        else:
+            rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
+            if cfg.batch_unit == "packed":
+                x, y, offsets = data.train.packed_batch(rows.to(device), packed_row)
+            else:
+                x, y = data.train.batch(rows.to(device))
         watch = diag is not None and (step + 1) % diagnose_every == 0
         with diag.capture() if watch and diag is not None else contextlib.nullcontext():
-            _, loss = model(x, y)
+            if offsets is not None:
+                assert isinstance(model, WaveNet)
+                _, loss = model(x, y, offsets=offsets)
+            else:
+                _, loss = model(x, y)
             assert loss is not None
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -214,3 +214,26 @@ def test_stacks_and_receptive_field() -> None:
     assert cfg.receptive_field == 63
     assert WaveNetConfig(kernel_sizes=(8,)).receptive_field == 8
     assert WaveNetConfig(kernel_sizes=(3, 2)).receptive_field == 6
+
+
+@pytest.mark.parametrize("options", [{}, *OPTION_CONFIGS])
+def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
+    """Names laid end to end with their offsets give each name the logits it gets alone,
+    and (without dropout) the same training loss: BatchNorm sees the same positions."""
+    from model import Vocab
+    from training.data import EncodedNames
+
+    names = ["emma", "olivia", "ava", "x", "christopherjohn", "li", "mia", "zoe"]
+    vocab = Vocab.from_names(names)
+    data = EncodedNames.build(names, vocab)
+    rows = torch.arange(len(names))
+    x, y, offsets = data.packed_batch(rows, 20)
+    assert x.shape[0] < len(names)  # several names share a row
+    model = option_model({**options, "dropout": 0.0, "vocab_size": vocab.size})
+    alone_x, alone_y = data.batch(rows)
+    with torch.no_grad():
+        alone, _ = model(alone_x, alone_y)
+        packed, _ = model(x, y, offsets=offsets)
+        torch.testing.assert_close(packed[y != IGNORE_INDEX], alone[alone_y != IGNORE_INDEX])
+        model.train()
+        torch.testing.assert_close(model(x, y, offsets=offsets)[1], model(alone_x, alone_y)[1])

@@ -1,6 +1,7 @@
 import random
 from pathlib import Path
 
+import pytest
 import torch
 
 from model import IGNORE_INDEX, Vocab
@@ -43,3 +44,28 @@ def test_window_batches_have_one_prediction_per_row() -> None:
     assert x.shape == (3, 3)  # up to the furthest position asked for
     assert ((y != IGNORE_INDEX).sum(dim=1) == 1).all()
     assert y[0, 0] == vocab.stoi["a"] and y[1, 2] == 0 and y[2, 2] == vocab.stoi["c"]
+
+
+def test_packed_batches_keep_every_name_whole() -> None:
+    names = ["emma", "olivia", "ava", "x", "christopherjohn", "li", "mia"]
+    vocab = Vocab.from_names(names)
+    data = EncodedNames.build(names, vocab)
+    rows = torch.tensor([6, 0, 4, 3, 1, 1])  # any order, repeats allowed
+    x, y, offsets = data.packed_batch(rows, 20)
+    assert x.shape[1] == 20 and int((y != IGNORE_INDEX).sum()) == sum(
+        len(names[i]) + 1 for i in rows.tolist()
+    )
+    found = []  # read the names back: each starts at offset 0 with the boundary token
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            if y[r, c] == IGNORE_INDEX:
+                continue
+            if offsets[r, c] == 0:
+                assert x[r, c] == 0
+                found.append("")
+            else:
+                assert offsets[r, c] == offsets[r, c - 1] + 1  # never split across rows
+            found[-1] += vocab.decode([int(y[r, c])]) if y[r, c] != 0 else ""
+    assert found == [names[i] for i in rows.tolist()]
+    with pytest.raises(ValueError, match="positions"):
+        data.packed_batch(rows, 10)  # christopherjohn needs 16

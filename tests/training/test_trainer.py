@@ -156,3 +156,10 @@ def test_diagnose_flag_is_a_short_checked_run(
     assert '"steps": 300' in capsys.readouterr().out
     lines = (tmp_path / "d" / "diagnostics" / "diagnostics.jsonl").read_text().splitlines()
     assert len(lines) == 30
+
+
+def test_packed_batches_train_a_wavenet_only(small_corpus: Path, tmp_path: Path) -> None:
+    result = train(tiny(small_corpus, tmp_path / "packed", batch_unit="packed"))
+    assert result.metrics["val_loss"] < 3.2
+    with pytest.raises(ValueError, match="packed"):
+        tiny(small_corpus, tmp_path / "lstm", batch_unit="packed", model="lstm")
