@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from starlette.concurrency import run_in_threadpool
 
 from model.engine import Engine, GenerateRequest, GenerateResult, ScoredName
@@ -66,8 +67,16 @@ class BatchingWorker:
         window_s: float,
         batching: bool = True,
         max_batch_rows: int = 20_000,
+        threads: int = 1,
+        large_batch_threads: int = 1,
+        large_batch_rows: int = 1_000,
     ) -> None:
         self.engine = engine
+        # torch intra-op threads: few for small batches, whose ops are too short to share
+        # out (idle threads would spin on the cores the event loop needs), more for large
+        # ones. Set on the thread that runs the batch: the setting is per thread.
+        self.threads, self.large_batch_threads = threads, large_batch_threads
+        self.large_batch_rows = large_batch_rows
         self.max_queue, self.window_s, self.batching = max_queue, window_s, batching
         self.max_batch_rows = max_batch_rows
         self.queue: list[Job] = []
@@ -150,15 +159,18 @@ class BatchingWorker:
         score = [job for job in batch if job.kind == "score"]
         rows = sum(job.rows for job in batch)
         self.on_batch(len(batch))
+        threads = self.large_batch_threads if rows >= self.large_batch_rows else self.threads
         if rows <= INLINE_ROWS:
-            results = self._compute(generate, score)
+            results = self._compute(generate, score, threads)
         else:
-            results = await run_in_threadpool(self._compute, generate, score)
+            results = await run_in_threadpool(self._compute, generate, score, threads)
         for job, result in zip(generate + score, results, strict=True):
             if not job.future.done():
                 job.future.set_result(result)
 
-    def _compute(self, generate: Sequence[Job], score: Sequence[Job]) -> list[Any]:
+    def _compute(self, generate: Sequence[Job], score: Sequence[Job], threads: int) -> list[Any]:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         out: list[Any] = []
         if generate:
             reqs: list[GenerateRequest] = [job.payload for job in generate]

@@ -17,12 +17,18 @@ class Settings(BaseSettings):
 
     checkpoint: Path = Field(REPO / "checkpoints" / "default", description="checkpoint directory")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # One by default: concurrent requests are merged into batches, so parallelism comes
-    # from batching and replicas; more intra-op threads spin between ops and take CPU from
-    # the event loop (measured: 1,354 against 1,559 requests/s with 64 clients on 2 cores).
-    # A lone large request is faster with more (10,000 names: 233 ms with 2, 356 ms with 1).
+    # One for small batches: concurrent requests are merged into batches, so parallelism
+    # comes from batching and replicas, and idle intra-op threads spin on the cores the
+    # event loop needs (64 clients on 2 cores: 1,559 requests/s with 1, 1,354 with 2).
+    # Large batches get more (10,000 names: 233 ms with 2 threads, 356 ms with 1).
     torch_threads: int = Field(
-        1, ge=0, description="torch CPU threads; 0 keeps torch's default (one per core)"
+        1, ge=0, description="torch CPU threads for small batches; 0: one per core"
+    )
+    large_batch_threads: int = Field(
+        0, ge=0, description="torch CPU threads for large batches; 0: one per core"
+    )
+    large_batch_rows: int = Field(
+        1_000, ge=1, description="batches of at least this many names count as large"
     )
     # Python hands the GIL between threads every 5 ms by default: while a large batch
     # runs in the inference thread, each step of answering a request (even a 429) can

@@ -23,6 +23,7 @@ from model.checkpoint import CheckpointError
 from model.engine import Engine, GenerateRequest
 
 log = logging.getLogger("namegen")
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # one per physical core, before we change it
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,23 +32,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or get_settings()
-        if app.state.settings.torch_threads:
-            torch.set_num_threads(app.state.settings.torch_threads)
-        sys.setswitchinterval(app.state.settings.gil_switch_ms / 1000)
+        s = app.state.settings
+        threads = s.torch_threads or TORCH_DEFAULT_THREADS
+        large_threads = s.large_batch_threads or TORCH_DEFAULT_THREADS
+        torch.set_num_threads(threads)
+        sys.setswitchinterval(s.gil_switch_ms / 1000)
         try:
-            engine = Engine.load(app.state.settings.checkpoint, app.state.settings.device)
+            engine = Engine.load(s.checkpoint, s.device)
         except CheckpointError as e:
             log.error("namegen: cannot start: %s", e)
             raise
-        engine.budget_factor = app.state.settings.budget_factor
+        engine.budget_factor = s.budget_factor
         engine.generate(GenerateRequest(n=2, seed=0))  # warm up before taking traffic
-        s = app.state.settings
         worker = BatchingWorker(
-            engine, max_queue=s.max_queue, window_s=s.batch_window_ms / 1000, batching=s.batching
+            engine,
+            max_queue=s.max_queue,
+            window_s=s.batch_window_ms / 1000,
+            batching=s.batching,
+            threads=threads,
+            large_batch_threads=large_threads,
+            large_batch_rows=s.large_batch_rows,
         )
         worker.start()
         app.state.worker, app.state.engine = worker, engine
-        app.state.service = Service(engine, app.state.settings, worker, app.state.metrics)
+        app.state.service = Service(engine, s, worker, app.state.metrics)
         app.state.metrics.watch_queue(lambda: worker.depth)
         worker.on_batch = app.state.metrics.batch_requests.observe
         # Everything loaded so far lives as long as the process: keep it out of the
