@@ -138,8 +138,7 @@ class BatchingWorker:
             except Exception:  # a bug must not kill the worker; the jobs get a 500
                 log.exception("inference batch failed")
                 for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(RuntimeError("inference failed"))
+                    job.fail(RuntimeError("inference failed"))
 
     def _take(self) -> list[Job]:
         """The next batch: queued jobs still awaited, up to max_batch_rows (at least one)."""

@@ -11,6 +11,7 @@ from fastapi import Depends, HTTPException, Request
 
 from app.batching import BatchingWorker, ClientGone, Job, Overloaded, TimedOut
 from app.config import Settings
+from app.errors import BUSY_HEADERS, BUSY_MESSAGE
 from app.metrics import Metrics
 from model.engine import Engine
 
@@ -47,7 +48,7 @@ async def run_job(
         job = worker.submit(kind, payload, rows, settings.request_timeout_s)
     except Overloaded as e:
         metrics.rejected.inc()
-        raise HTTPException(429, "the server is busy: retry shortly", {"Retry-After": "1"}) from e
+        raise HTTPException(429, BUSY_MESSAGE, BUSY_HEADERS) from e
     watch = asyncio.get_running_loop().create_task(_fail_on_disconnect(request, job))
     try:
         return await job.future

@@ -12,6 +12,10 @@ from starlette.exceptions import HTTPException
 
 log = logging.getLogger("namegen")
 
+# The 429 of a full queue, from the middleware that sheds load and from the worker alike.
+BUSY_MESSAGE = "the server is busy: retry shortly"
+BUSY_HEADERS = {"Retry-After": "1"}
+
 CODES = {
     400: "bad_request",
     401: "unauthorized",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_response
+from app.errors import BUSY_HEADERS, BUSY_MESSAGE, error_response
 
 
 class BodyLimitMiddleware:
@@ -49,13 +49,9 @@ class ShedLoadMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.PATHS:
-            state = scope["app"].state
-            worker = getattr(state, "worker", None)
-            if worker is not None and worker.depth >= state.settings.max_queue:
-                state.metrics.rejected.inc()
-                busy = error_response(
-                    429, "the server is busy: retry shortly", headers={"Retry-After": "1"}
-                )
-                await busy(scope, receive, send)
+            service = scope["app"].state.service  # None until the model is loaded
+            if service is not None and service.worker.depth >= service.settings.max_queue:
+                service.metrics.rejected.inc()
+                await error_response(429, BUSY_MESSAGE, headers=BUSY_HEADERS)(scope, receive, send)
                 return
         await self.app(scope, receive, send)

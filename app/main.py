@@ -54,7 +54,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             large_batch_rows=s.large_batch_rows,
         )
         worker.start()
-        app.state.worker, app.state.engine = worker, engine
         app.state.service = Service(engine, s, worker, app.state.metrics)
         app.state.metrics.watch_queue(lambda: worker.depth)
         worker.on_batch = app.state.metrics.batch_requests.observe
@@ -65,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         yield
         await worker.stop()  # uvicorn has let in-flight requests finish by now
-        app.state.engine = None
+        app.state.service = None
 
     app = FastAPI(
         title="namegen",
@@ -77,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings or Settings.model_construct()  # replaced in lifespan
-    app.state.engine = None
+    app.state.service = None  # the loaded model and its worker, set in lifespan
     app.state.metrics = Metrics()
     errors.install(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -114,8 +114,7 @@ class CausalConv(nn.Module):
         if k > 1 and offsets is None:  # one name per row, starting at position 0
             x = torch.cat([pad.expand(B, (k - 1) * d, C), x], dim=1)  # (B, T + (k-1)d, C)
             x = torch.cat([x[:, j * d : j * d + T] for j in range(k)], dim=-1)  # (B, T, k*C)
-        elif k > 1:  # packed rows: taps before a name's start read the pad
-            assert offsets is not None
+        elif offsets is not None and k > 1:  # packed rows: taps before a name's start read the pad
             taps = []
             for j in range(k):
                 back = (k - 1 - j) * d  # how far this tap looks back

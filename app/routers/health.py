@@ -15,6 +15,6 @@ async def health() -> dict[str, str]:
     responses={503: {"description": "still loading"}},
 )
 async def ready(request: Request) -> JSONResponse:
-    if getattr(request.app.state, "engine", None) is None:
+    if request.app.state.service is None:
         return JSONResponse({"status": "loading"}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -31,7 +31,7 @@ def threads_seen() -> Iterator[tuple[TestClient, list[tuple[int, int]]]]:
         return real(engine, requests)
 
     with TestClient(create_app(settings)) as client:
-        engine = client.app.state.engine  # type: ignore[attr-defined]
+        engine = client.app.state.service.engine  # type: ignore[attr-defined]
         engine.generate_many = spy.__get__(engine)
         yield client, seen
 

@@ -30,19 +30,23 @@ def trained_like(kernels: tuple[int, ...] = (2, 2, 2), seed: int = 0) -> WaveNet
     return model.eval()
 
 
-@pytest.mark.parametrize("kernels", [(2, 2, 2), (8,), (3,), (2, 2, 2, 2), (3, 2)])
-def test_incremental_steps_equal_the_full_forward(kernels: tuple[int, ...]) -> None:
-    model = trained_like(kernels)
+def assert_steps_equal_full_forward(model: WaveNet, rows: int, length: int) -> None:
+    """Stepping the cached sampler through random names gives the full forward's logits
+    at every position."""
     net = IncrementalWaveNet(model)
     torch.manual_seed(1)
-    idx = torch.randint(1, 27, (6, 20))
+    idx = torch.randint(1, 27, (rows, length))
     idx[:, 0] = 0
     with torch.no_grad():
         full, _ = model(idx)
-    state = net.init_state(6)
-    for t in range(idx.shape[1]):
-        step_logits = net.step(idx[:, t], state, t)
-        torch.testing.assert_close(step_logits, full[:, t], rtol=1e-5, atol=1e-5)
+    state = net.init_state(rows)
+    for t in range(length):
+        torch.testing.assert_close(net.step(idx[:, t], state, t), full[:, t], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernels", [(2, 2, 2), (8,), (3,), (2, 2, 2, 2), (3, 2)])
+def test_incremental_steps_equal_the_full_forward(kernels: tuple[int, ...]) -> None:
+    assert_steps_equal_full_forward(trained_like(kernels), rows=6, length=20)
 
 
 def test_sampled_logprob_equals_score() -> None:
@@ -177,16 +181,7 @@ def test_filters_give_up_within_budget_and_say_so() -> None:
 
 @pytest.mark.parametrize("options", OPTION_CONFIGS)
 def test_incremental_handles_every_option(options: dict) -> None:
-    model = option_model(options)
-    net = IncrementalWaveNet(model)
-    torch.manual_seed(1)
-    idx = torch.randint(1, 27, (4, 14))
-    idx[:, 0] = 0
-    with torch.no_grad():
-        full, _ = model(idx)
-    state = net.init_state(4)
-    for t in range(idx.shape[1]):
-        torch.testing.assert_close(net.step(idx[:, t], state, t), full[:, t], rtol=1e-5, atol=1e-5)
+    assert_steps_equal_full_forward(option_model(options), rows=4, length=14)
 
 
 def test_requests_get_the_same_names_merged_or_alone() -> None:
