@@ -83,6 +83,12 @@ class IncrementalWaveNet:
             first = self.levels[0]
             # The first level's input is an embedding row: precompute its projections.
             self.first_table = torch.addmm(first.bias, self.embedding, first.weight)  # (V, k*W)
+            # Learned positions add to the embedding: their projections add to the table's.
+            self.positions: Tensor | None = None  # (P, C)
+            self.position_table: Tensor | None = None  # (P, k*W)
+            if model.wpe is not None:
+                self.positions = model.wpe.weight.detach().clone()
+                self.position_table = self.positions @ first.weight
             hidden = model.head_hidden
             self.head_hidden = (
                 None
@@ -122,9 +128,14 @@ class IncrementalWaveNet:
         """Feed the tokens at position t (B,); returns logits for position t (B, V).
         Updates `state` in place."""
         x = self.embedding[tokens] if self.residual else tokens  # only read when residual
+        first = self.first_table[tokens]
+        if self.positions is not None and self.position_table is not None:
+            p = min(t, len(self.positions) - 1)
+            first = first + self.position_table[p]
+            x = x + self.positions[p] if self.residual else x
         skip: Tensor | None = None
         for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
-            y = self.first_table[tokens] if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
+            y = first if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
             h = lvl.pre_activation(y, ring, t)
             # pre-activations that are fresh tensors take tanh in place (no allocation)
             z = h.tanh_() if lvl.span and not lvl.gated else activate(h, lvl.gated)

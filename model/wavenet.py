@@ -51,6 +51,13 @@ class WaveNetConfig:
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
     batchnorm: bool = True
+    # Not in the paper; regularizers for a small corpus (names.txt is ~230K characters):
+    input_dropout: float = 0.0  # on the character embeddings, while training
+    head_dropout: float = 0.0  # on the head's hidden layer, while training
+    # > 0: a learned embedding of each character's position within its name (positions
+    # from max_positions - 1 on share one), added to the character embedding. Knowing
+    # the length so far is what predicting the end of a name needs most.
+    max_positions: int = 0
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
@@ -59,10 +66,13 @@ class WaveNetConfig:
         for name in ("vocab_size", "n_embd", "n_hidden", "stacks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name in ("dropout", "input_dropout", "head_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+        if self.max_positions < 0:
+            raise ValueError(f"max_positions must be >= 0, got {self.max_positions}")
 
     @property
     def kernels(self) -> tuple[int, ...]:
@@ -199,6 +209,9 @@ class WaveNet(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        positions = config.max_positions
+        self.wpe = nn.Embedding(positions, config.n_embd) if positions else None  # (P, C)
+        self.input_drop = nn.Dropout(config.input_dropout) if config.input_dropout else None
         kernels, dilations = config.kernels, config.dilations
         dims = [config.n_embd] + [config.n_hidden] * len(kernels)
         self.levels = nn.ModuleList(
@@ -209,12 +222,15 @@ class WaveNet(nn.Module):
         self.head_hidden = (
             nn.Linear(config.n_hidden, config.head_hidden) if config.head_hidden else None
         )
+        self.head_drop = nn.Dropout(config.head_dropout) if config.head_dropout else None
         self.lm_head = nn.Linear(config.head_hidden or config.n_hidden, config.vocab_size)
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         nn.init.normal_(self.wte.weight)
+        if self.wpe is not None:  # starts as the model without positions
+            nn.init.zeros_(self.wpe.weight)
         for level in self.levels:  # Kaiming for tanh: std = (5/3) / sqrt(fan_in)
             assert isinstance(level, Level)
             nn.init.kaiming_normal_(level.conv.proj.weight, nonlinearity="tanh", mode="fan_in")
@@ -239,6 +255,11 @@ class WaveNet(nn.Module):
         position's index within its name (see the module docstring)."""
         mask = targets != IGNORE_INDEX if targets is not None else None  # (B, T)
         x = self.wte(idx)  # (B, T, C)
+        if self.wpe is not None:
+            pos = offsets if offsets is not None else torch.arange(idx.shape[1], device=idx.device)
+            x = x + self.wpe(pos.clamp(max=self.config.max_positions - 1))  # (B or 1, T, C)
+        if self.input_drop is not None:
+            x = self.input_drop(x)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
         skip = None
         for level in self.levels:
@@ -254,6 +275,8 @@ class WaveNet(nn.Module):
             if self.config.skip:
                 h = F.relu(h)  # a skip sum is unbounded; a tanh output needs no ReLU
             h = F.relu(self.head_hidden(h))
+        if self.head_drop is not None:
+            h = self.head_drop(h)
         logits = self.lm_head(h)  # (B, T, V)
         loss = None
         if targets is not None:

@@ -25,6 +25,10 @@ HELP = {
     "skip": "skip connections: the head reads the sum of every level's output",
     "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
+    "input_dropout": "dropout on the character embeddings while training (WaveNet)",
+    "head_dropout": "dropout on the head's hidden layer (or its input) while training (WaveNet)",
+    "max_positions": "learned embedding of each character's position in its name, for "
+    "positions up to this (later ones share the last); 0 for none (WaveNet)",
     "batchnorm": "BatchNorm after every convolution",
     "n_layers": "LSTM layers",
     "lowercase": "lowercase names while loading",

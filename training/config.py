@@ -30,6 +30,9 @@ class TrainConfig:
     skip: bool = False
     head_hidden: int = 0
     dropout: float = 0.0
+    input_dropout: float = 0.0  # WaveNet only
+    head_dropout: float = 0.0  # WaveNet only
+    max_positions: int = 0  # WaveNet only
     batchnorm: bool = True
     n_layers: int = 2  # LSTM only
     # data
@@ -103,6 +106,9 @@ class TrainConfig:
             skip=self.skip,
             head_hidden=self.head_hidden,
             dropout=self.dropout,
+            input_dropout=self.input_dropout,
+            head_dropout=self.head_dropout,
+            max_positions=self.max_positions,
             batchnorm=self.batchnorm,
         )
 

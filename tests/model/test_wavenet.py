@@ -160,7 +160,10 @@ OPTION_CONFIGS = [
     {"skip": True, "head_hidden": 20},
     {"batchnorm": False, "residual": True, "gated": True, "stacks": 2},
     {"dropout": 0.2, "residual": True, "skip": True, "head_hidden": 12, "kernel_sizes": (3, 2)},
+    {"input_dropout": 0.1, "head_dropout": 0.2, "gated": True, "skip": True, "head_hidden": 12},
+    {"max_positions": 6, "residual": True, "n_embd": 16, "gated": True, "skip": True},
 ]
+NO_DROPOUT = {"dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
 
 
 def option_model(options: dict, seed: int = 0) -> WaveNet:
@@ -168,6 +171,8 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(**{**base, **options}))
     with torch.no_grad():
+        if model.wpe is not None:  # zeros at init would hide position handling
+            model.wpe.weight.normal_(std=0.5)
         for level in model.levels:
             if level.bn is not None:
                 level.bn.running_mean.normal_(std=0.3)
@@ -176,7 +181,8 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
     return model.eval()
 
 
-@pytest.mark.parametrize("options", OPTION_CONFIGS)
+# (positions count from a name's start, so explicit left padding would shift them)
+@pytest.mark.parametrize("options", [o for o in OPTION_CONFIGS if not o.get("max_positions")])
 def test_pad_vector_equals_explicit_left_padding(options: dict) -> None:
     """Every option keeps the shortcut exact: carrying the pre-name value equals feeding
     receptive_field - 1 boundary tokens before the name."""
@@ -229,7 +235,7 @@ def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
     rows = torch.arange(len(names))
     x, y, offsets = data.packed_batch(rows, 20)
     assert x.shape[0] < len(names)  # several names share a row
-    model = option_model({**options, "dropout": 0.0, "vocab_size": vocab.size})
+    model = option_model({**options, **NO_DROPOUT, "vocab_size": vocab.size})
     alone_x, alone_y = data.batch(rows)
     with torch.no_grad():
         alone, _ = model(alone_x, alone_y)
@@ -237,3 +243,18 @@ def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
         torch.testing.assert_close(packed[y != IGNORE_INDEX], alone[alone_y != IGNORE_INDEX])
         model.train()
         torch.testing.assert_close(model(x, y, offsets=offsets)[1], model(alone_x, alone_y)[1])
+
+
+def test_dropouts_act_only_while_training() -> None:
+    """Input and head dropout change training outputs, and eval mode is the plain model."""
+    options = {"input_dropout": 0.3, "head_dropout": 0.3, "skip": True, "head_hidden": 12}
+    model = option_model(options)
+    plain = option_model({**options, **NO_DROPOUT})
+    plain.load_state_dict(model.state_dict())
+    idx = torch.randint(1, 27, (4, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(model(idx)[0], plain(idx)[0])
+        model.train()
+        assert not torch.allclose(model(idx)[0], model(idx)[0])
+    with pytest.raises(ValueError, match="input_dropout"):
+        WaveNetConfig(input_dropout=1.0)
