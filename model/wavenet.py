@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,10 @@ class WaveNetConfig:
     skip: bool = False  # the head reads the sum of every level's output
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
+    # Where the dropped-out level outputs go. "both": the residual stream and the skip sum.
+    # "skip": the skip sum only (what the head reads); later levels read the clean output
+    # through time, as an LSTM drops only its non-recurrent connections.
+    dropout_path: Literal["both", "skip"] = "both"
     batchnorm: bool = True
     # Not in the paper; regularizers for a small corpus (names.txt is ~230K characters):
     input_dropout: float = 0.0  # on the character embeddings, while training
@@ -71,6 +75,10 @@ class WaveNetConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+        if self.dropout_path not in ("both", "skip"):
+            raise ValueError(f"dropout_path must be 'both' or 'skip', got {self.dropout_path!r}")
+        if self.dropout_path == "skip" and not self.skip:
+            raise ValueError("dropout_path 'skip' needs skip connections (skip = true)")
         if self.max_positions < 0:
             raise ValueError(f"max_positions must be >= 0, got {self.max_positions}")
 
@@ -179,8 +187,9 @@ def activate(h: Tensor, gated: bool) -> Tensor:
 
 
 class Level(nn.Module):
-    """One level: causal conv, BatchNorm, tanh (or the gated unit), dropout.
-    Returns the level's activation; residual and skip sums are the model's business."""
+    """One level: causal conv, BatchNorm, tanh (or the gated unit); its dropout module.
+    Returns the level's activation; dropout, residual and skip sums are the model's
+    business (dropout_path decides which paths see the dropped output)."""
 
     def __init__(self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int) -> None:
         super().__init__()
@@ -198,10 +207,7 @@ class Level(nn.Module):
         x, pad = self.conv(x, pad, offsets)
         if self.bn is not None:
             x, pad = self.bn(x, pad, mask)
-        x, pad = activate(x, self.gated), activate(pad, self.gated)
-        if self.dropout is not None:
-            x = self.dropout(x)  # not the pad: it stands for many positions at once
-        return x, pad
+        return activate(x, self.gated), activate(pad, self.gated)
 
 
 class WaveNet(nn.Module):
@@ -264,11 +270,14 @@ class WaveNet(nn.Module):
         skip = None
         for level in self.levels:
             z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
+            # not the pad: it stands for many positions at once
+            dropped = z if level.dropout is None else level.dropout(z)
+            carried = z if self.config.dropout_path == "skip" else dropped
             if self.config.residual and z.shape[-1] == x.shape[-1]:
-                x, pad = x + z, pad + z_pad
+                x, pad = x + carried, pad + z_pad
             else:
-                x, pad = z, z_pad
-            skip = z if skip is None else skip + z
+                x, pad = carried, z_pad
+            skip = dropped if skip is None else skip + dropped
         h = skip if self.config.skip else x
         assert h is not None
         if self.head_hidden is not None:

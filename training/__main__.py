@@ -25,6 +25,8 @@ HELP = {
     "skip": "skip connections: the head reads the sum of every level's output",
     "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
+    "dropout_path": "both: dropped level outputs feed the residual stream and the skip sum; "
+    "skip: only the skip sum, later levels read clean outputs (WaveNet)",
     "input_dropout": "dropout on the character embeddings while training (WaveNet)",
     "head_dropout": "dropout on the head's hidden layer (or its input) while training (WaveNet)",
     "max_positions": "learned embedding of each character's position in its name, for "
@@ -88,10 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="*", type=int, default=list(default))
         else:
             kwargs.update(type=type(default), default=default)
-        if f.name in ("model", "optimizer", "schedule", "device", "on_bad", "batch_unit"):
+        if f.name in ("model", "optimizer", "schedule", "device", "on_bad", "batch_unit", "dropout_path"):
             kwargs["choices"] = {
                 "model": ["wavenet", "lstm"],
                 "batch_unit": ["names", "windows", "packed"],
+                "dropout_path": ["both", "skip"],
                 "optimizer": ["adamw", "sgd"],
                 "on_bad": ["error", "skip"],
                 "schedule": ["cosine", "step", "constant"],

@@ -30,6 +30,7 @@ class TrainConfig:
     skip: bool = False
     head_hidden: int = 0
     dropout: float = 0.0
+    dropout_path: Literal["both", "skip"] = "both"  # WaveNet only
     input_dropout: float = 0.0  # WaveNet only
     head_dropout: float = 0.0  # WaveNet only
     max_positions: int = 0  # WaveNet only
@@ -106,6 +107,7 @@ class TrainConfig:
             skip=self.skip,
             head_hidden=self.head_hidden,
             dropout=self.dropout,
+            dropout_path=self.dropout_path,
             input_dropout=self.input_dropout,
             head_dropout=self.head_dropout,
             max_positions=self.max_positions,
