@@ -12,6 +12,15 @@ from training.config import TrainConfig
 from training.corpus import CorpusError
 from training.trainer import train
 
+CHOICES = {
+    "model": ["wavenet", "lstm"],
+    "batch_unit": ["names", "windows", "packed"],
+    "dropout_path": ["both", "skip"],
+    "optimizer": ["adamw", "sgd"],
+    "on_bad": ["error", "skip"],
+    "schedule": ["cosine", "step", "constant"],
+    "device": ["auto", "cpu", "cuda", "mps"],
+}
 HELP = {
     "corpus": "text file, one name per line",
     "out": "checkpoint directory to write (created; the best weights end up here)",
@@ -90,16 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs.update(nargs="*", type=int, default=list(default))
         else:
             kwargs.update(type=type(default), default=default)
-        if f.name in ("model", "optimizer", "schedule", "device", "on_bad", "batch_unit", "dropout_path"):
-            kwargs["choices"] = {
-                "model": ["wavenet", "lstm"],
-                "batch_unit": ["names", "windows", "packed"],
-                "dropout_path": ["both", "skip"],
-                "optimizer": ["adamw", "sgd"],
-                "on_bad": ["error", "skip"],
-                "schedule": ["cosine", "step", "constant"],
-                "device": ["auto", "cpu", "cuda", "mps"],
-            }[f.name]
+        if f.name in CHOICES:
+            kwargs["choices"] = CHOICES[f.name]
         parser.add_argument(flag, **kwargs)
     parser.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from OUT/last"
