@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -268,7 +269,7 @@ class WaveNet(nn.Module):
             x = self.input_drop(x)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
         skip = None
-        for level in self.levels:
+        for level in cast("Iterable[Level]", self.levels):
             z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
             # not the pad: it stands for many positions at once
             dropped = z if level.dropout is None else level.dropout(z)
