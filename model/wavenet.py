@@ -23,8 +23,8 @@ each name sees exactly what it would see alone, and no time is spent on padding.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 import torch
