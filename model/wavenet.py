@@ -51,10 +51,12 @@ class WaveNetConfig:
     skip: bool = False  # the head reads the sum of every level's output
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
-    # Where the dropped-out level outputs go. "both": the residual stream and the skip sum.
-    # "skip": the skip sum only (what the head reads); later levels read the clean output
-    # through time, as an LSTM drops only its non-recurrent connections.
-    dropout_path: Literal["both", "skip"] = "both"
+    # Where the dropped-out level outputs go. "both": the residual stream and the skip sum,
+    # one mask. "split": the skip sum (what the head reads) gets `dropout`; the residual
+    # stream, which later levels read through time, its own mask of `residual_dropout`
+    # (0: clean, as an LSTM drops only its non-recurrent connections).
+    dropout_path: Literal["both", "split"] = "both"
+    residual_dropout: float = 0.0  # dropout_path "split" only
     batchnorm: bool = True
     # Not in the paper; regularizers for a small corpus (names.txt is ~230K characters):
     input_dropout: float = 0.0  # on the character embeddings, while training
@@ -71,15 +73,15 @@ class WaveNetConfig:
         for name in ("vocab_size", "n_embd", "n_hidden", "stacks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("dropout", "input_dropout", "head_dropout"):
+        for name in ("dropout", "residual_dropout", "input_dropout", "head_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
-        if self.dropout_path not in ("both", "skip"):
-            raise ValueError(f"dropout_path must be 'both' or 'skip', got {self.dropout_path!r}")
-        if self.dropout_path == "skip" and not self.skip:
-            raise ValueError("dropout_path 'skip' needs skip connections (skip = true)")
+        if self.dropout_path not in ("both", "split"):
+            raise ValueError(f"dropout_path must be 'both' or 'split', got {self.dropout_path!r}")
+        if self.dropout_path == "split" and not (self.skip and self.residual):
+            raise ValueError("dropout_path 'split' needs residual and skip connections")
         if self.max_positions < 0:
             raise ValueError(f"max_positions must be >= 0, got {self.max_positions}")
 
@@ -218,6 +220,11 @@ class WaveNet(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         positions = config.max_positions
         self.wpe = nn.Embedding(positions, config.n_embd) if positions else None  # (P, C)
+        self.residual_drop = (
+            nn.Dropout(config.residual_dropout)
+            if config.dropout_path == "split" and config.residual_dropout
+            else None
+        )
         self.input_drop = nn.Dropout(config.input_dropout) if config.input_dropout else None
         kernels, dilations = config.kernels, config.dilations
         dims = [config.n_embd] + [config.n_hidden] * len(kernels)
@@ -273,7 +280,9 @@ class WaveNet(nn.Module):
             z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
             # not the pad: it stands for many positions at once
             dropped = z if level.dropout is None else level.dropout(z)
-            carried = z if self.config.dropout_path == "skip" else dropped
+            carried = dropped
+            if self.config.dropout_path == "split":
+                carried = z if self.residual_drop is None else self.residual_drop(z)
             if self.config.residual and z.shape[-1] == x.shape[-1]:
                 x, pad = x + carried, pad + z_pad
             else:

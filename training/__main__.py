@@ -15,7 +15,7 @@ from training.trainer import train
 CHOICES = {
     "model": ["wavenet", "lstm"],
     "batch_unit": ["names", "windows", "packed"],
-    "dropout_path": ["both", "skip"],
+    "dropout_path": ["both", "split"],
     "optimizer": ["adamw", "sgd"],
     "on_bad": ["error", "skip"],
     "schedule": ["cosine", "step", "constant"],
@@ -34,8 +34,10 @@ HELP = {
     "skip": "skip connections: the head reads the sum of every level's output",
     "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
-    "dropout_path": "both: dropped level outputs feed the residual stream and the skip sum; "
-    "skip: only the skip sum, later levels read clean outputs (WaveNet)",
+    "dropout_path": "both: dropped level outputs feed the residual stream and the skip sum "
+    "(one mask); split: the skip sum gets dropout, the residual stream residual-dropout "
+    "(WaveNet)",
+    "residual_dropout": "dropout on the residual stream with dropout-path split; 0: clean",
     "input_dropout": "dropout on the character embeddings while training (WaveNet)",
     "head_dropout": "dropout on the head's hidden layer (or its input) while training (WaveNet)",
     "max_positions": "learned embedding of each character's position in its name, for "

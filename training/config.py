@@ -30,7 +30,8 @@ class TrainConfig:
     skip: bool = False
     head_hidden: int = 0
     dropout: float = 0.0
-    dropout_path: Literal["both", "skip"] = "both"  # WaveNet only
+    dropout_path: Literal["both", "split"] = "both"  # WaveNet only
+    residual_dropout: float = 0.0  # WaveNet, dropout_path "split" only
     input_dropout: float = 0.0  # WaveNet only
     head_dropout: float = 0.0  # WaveNet only
     max_positions: int = 0  # WaveNet only
@@ -108,6 +109,7 @@ class TrainConfig:
             head_hidden=self.head_hidden,
             dropout=self.dropout,
             dropout_path=self.dropout_path,
+            residual_dropout=self.residual_dropout,
             input_dropout=self.input_dropout,
             head_dropout=self.head_dropout,
             max_positions=self.max_positions,

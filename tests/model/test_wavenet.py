@@ -161,10 +161,17 @@ OPTION_CONFIGS = [
     {"batchnorm": False, "residual": True, "gated": True, "stacks": 2},
     {"dropout": 0.2, "residual": True, "skip": True, "head_hidden": 12, "kernel_sizes": (3, 2)},
     {"input_dropout": 0.1, "head_dropout": 0.2, "gated": True, "skip": True, "head_hidden": 12},
-    {"dropout": 0.3, "dropout_path": "skip", "residual": True, "skip": True, "n_embd": 16},
+    {"dropout": 0.3, "dropout_path": "split", "residual": True, "skip": True, "n_embd": 16},
+    {
+        "dropout": 0.3,
+        "dropout_path": "split",
+        "residual_dropout": 0.1,
+        "residual": True,
+        "skip": True,
+    },
     {"max_positions": 6, "residual": True, "n_embd": 16, "gated": True, "skip": True},
 ]
-NO_DROPOUT = {"dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
+NO_DROPOUT = {"dropout": 0.0, "residual_dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
 
 
 def option_model(options: dict, seed: int = 0) -> WaveNet:
