@@ -163,3 +163,22 @@ def test_packed_batches_train_a_wavenet_only(small_corpus: Path, tmp_path: Path)
     assert result.metrics["val_loss"] < 3.2
     with pytest.raises(ValueError, match="packed"):
         tiny(small_corpus, tmp_path / "lstm", batch_unit="packed", model="lstm")
+
+
+def test_wavenet_regularizers_reach_the_checkpoint(small_corpus: Path, tmp_path: Path) -> None:
+    """The WaveNet-only options travel from the training config into the saved model."""
+    options = dict(
+        residual=True,
+        skip=True,
+        n_embd=32,
+        dropout=0.3,
+        dropout_path="split",
+        residual_dropout=0.1,
+        input_dropout=0.1,
+        head_dropout=0.1,
+        max_positions=12,
+    )
+    result = train(tiny(small_corpus, tmp_path / "run", **options))
+    assert result.metrics["val_loss"] < 3.2
+    config = load_checkpoint(tmp_path / "run").model.config.to_dict()
+    assert {k: config[k] for k in options} == options
