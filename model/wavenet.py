@@ -51,19 +51,19 @@ class WaveNetConfig:
     skip: bool = False  # the head reads the sum of every level's output
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
+    batchnorm: bool = True
+    # Not in the paper: regularizers and extras tried on a small corpus (see the README).
     # Where the dropped-out level outputs go. "both": the residual stream and the skip sum,
     # one mask. "split": the skip sum (what the head reads) gets `dropout`; the residual
     # stream, which later levels read through time, its own mask of `residual_dropout`
     # (0: clean, as an LSTM drops only its non-recurrent connections).
     dropout_path: Literal["both", "split"] = "both"
     residual_dropout: float = 0.0  # dropout_path "split" only
-    batchnorm: bool = True
-    # Not in the paper; regularizers for a small corpus (names.txt is ~230K characters):
     input_dropout: float = 0.0  # on the character embeddings, while training
     head_dropout: float = 0.0  # on the head's hidden layer, while training
     # > 0: a learned embedding of each character's position within its name (positions
-    # from max_positions - 1 on share one), added to the character embedding. Knowing
-    # the length so far is what predicting the end of a name needs most.
+    # from max_positions - 1 on share one), added to the character embedding. (Within the
+    # receptive field the pad already tells the position; this did not help.)
     max_positions: int = 0
 
     def __post_init__(self) -> None:
