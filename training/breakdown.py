@@ -21,7 +21,7 @@ from training.config import TrainConfig
 from training.data import EncodedNames
 from training.trainer import prepare_data
 
-END = 0  # the boundary token's id: as a target, the end of a name
+END = 0  # the boundary token's id (model.vocab: id 0): as a target, the end of a name
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,7 @@ def loss_breakdown(
     model.eval()
     sums = torch.zeros(2, dtype=torch.float64)  # end, other
     counts = torch.zeros(2, dtype=torch.float64)
-    for start in range(0, len(data), batch_names):
-        rows = torch.arange(start, min(start + batch_names, len(data)), device=data.x.device)
-        x, y = data.batch(rows)
+    for x, y in data.chunks(batch_names):
         logits, _ = model(x)  # (B, T, V)
         losses = F.cross_entropy(logits.transpose(1, 2), y.clamp(min=0), reduction="none")
         real, end = y >= 0, y == END  # (B, T)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +47,12 @@ class EncodedNames:
         """The rows, trimmed to the longest name among them."""
         t = int(self.lengths[rows].max()) + 1
         return self.x[rows, :t], self.y[rows, :t]
+
+    def chunks(self, batch_names: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The whole set in order, `batch_names` rows at a time (for evaluation)."""
+        for start in range(0, len(self), batch_names):
+            rows = torch.arange(start, min(start + batch_names, len(self)), device=self.x.device)
+            yield self.batch(rows)
 
     def packed_batch(self, rows: Tensor, row_len: int) -> tuple[Tensor, Tensor, Tensor]:
         """The names of `rows` laid end to end in rows of `row_len` positions (a name

@@ -53,9 +53,7 @@ def evaluate(model: LanguageModel, data: EncodedNames, batch_names: int = 4096) 
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for start in range(0, len(data), batch_names):
-        rows = torch.arange(start, min(start + batch_names, len(data)), device=data.x.device)
-        x, y = data.batch(rows)
+    for x, y in data.chunks(batch_names):
         _, loss = model(x, y)
         assert loss is not None
         n = int((y >= 0).sum())
