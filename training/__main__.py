@@ -67,6 +67,11 @@ HELP = {
     "grad_clip": "clip the gradient norm to this; 0 disables",
     "ema_decay": "evaluate and save an exponential moving average of the weights with this "
     "decay (e.g. 0.999); 0 uses the raw weights",
+    "distill_steps": "after training, up to this many steps of dropout distillation: the "
+    "best weights, without dropout, learn their own predictions with dropout; 0: none",
+    "distill_s": "time cap of distillation in seconds, taken out of time-budget-s; 0: none",
+    "distill_lr": "distillation's peak learning rate (cosine to 0)",
+    "distill_samples": "dropout predictions averaged into each distillation target",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
     "diagnostics": "record activation, gradient and update-ratio health into OUT/diagnostics "

@@ -5,6 +5,12 @@ corpus and split recorded in its metadata), into the end-of-name predictions (ta
 '.') and every other character. The experiment tables say which model is better; this
 says on what. Comparing the WaveNet rows with the LSTM one showed that the whole gap
 between them is in deciding where a name ends.
+
+`end_calibration` is the predicted number of ends (the sum of P(end) over every
+prediction) over the true number: 1 for a calibrated model. `--dropout-samples K` also
+scores the average of K predictions with dropout on (BatchNorm on its running statistics,
+as served): what an ensemble of dropout masks would score, and so what dropout
+distillation (training/distill.py) can hope to recover.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import torch.nn.functional as F
 from model.checkpoint import LanguageModel, load_checkpoint
 from training.config import TrainConfig
 from training.data import EncodedNames
+from training.distill import with_dropout_only
 from training.trainer import prepare_data
 
 END = 0  # the boundary token's id (model.vocab: id 0): as a target, the end of a name
@@ -30,29 +37,42 @@ class LossBreakdown:
     end: float  # mean over the end-of-name predictions
     other: float  # mean over the character predictions
     end_share: float  # end predictions / all predictions
+    end_calibration: float  # predicted ends (sum of P(end)) / true ends
 
     def __str__(self) -> str:
         return (
             f"all {self.loss:.4f} end {self.end:.4f} other {self.other:.4f} "
-            f"(end {self.end_share:.1%} of predictions)"
+            f"(end {self.end_share:.1%} of predictions, predicted ends "
+            f"{self.end_calibration:.1%} of true)"
         )
 
 
 @torch.no_grad()
 def loss_breakdown(
-    model: LanguageModel, data: EncodedNames, batch_names: int = 4096
+    model: LanguageModel, data: EncodedNames, batch_names: int = 4096, dropout_samples: int = 0
 ) -> LossBreakdown:
+    """The loss of `model` in eval mode or, with `dropout_samples` > 0, of the average of
+    that many of its predictions with dropout on."""
     was_training = model.training
-    model.eval()
+    if dropout_samples:
+        with_dropout_only(model)
+    else:
+        model.eval()
     sums = torch.zeros(2, dtype=torch.float64)  # end, other
     counts = torch.zeros(2, dtype=torch.float64)
+    predicted_ends = 0.0
     for x, y in data.chunks(batch_names):
-        logits, _ = model(x)  # (B, T, V)
-        losses = F.cross_entropy(logits.transpose(1, 2), y.clamp(min=0), reduction="none")
+        if dropout_samples:
+            samples = [model(x)[0].softmax(-1) for _ in range(dropout_samples)]
+            log_probs = torch.stack(samples).mean(0).log()  # (B, T, V)
+        else:
+            log_probs = model(x)[0].log_softmax(-1)  # (B, T, V)
         real, end = y >= 0, y == END  # (B, T)
+        losses = F.nll_loss(log_probs.transpose(1, 2), y.clamp(min=0), reduction="none")
         for i, mask in enumerate((end, real & ~end)):
             sums[i] += losses[mask].double().sum().cpu()
             counts[i] += mask.sum().cpu()
+        predicted_ends += float(log_probs[..., END][real].double().exp().sum())
     model.train(was_training)
     total = float(counts.sum())
     return LossBreakdown(
@@ -60,6 +80,7 @@ def loss_breakdown(
         end=float(sums[0] / counts[0]),
         other=float(sums[1] / counts[1]),
         end_share=float(counts[0]) / total,
+        end_calibration=predicted_ends / float(counts[0]),
     )
 
 
@@ -69,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--splits", nargs="+", default=["train", "val"], choices=["train", "val", "test"]
     )
+    parser.add_argument(
+        "--dropout-samples",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also score the average of K predictions with dropout on",
+    )
     args = parser.parse_args(argv)
     device = torch.device("cpu")
     for path in args.checkpoints:
@@ -76,7 +104,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig.from_dict(checkpoint.meta["training"]["config"])
         _, _, data = prepare_data(cfg, device)
         for split in args.splits:
-            print(f"{path} {split}: {loss_breakdown(checkpoint.model, getattr(data, split))}")
+            split_data = getattr(data, split)
+            print(f"{path} {split}: {loss_breakdown(checkpoint.model, split_data)}")
+            if args.dropout_samples:
+                ensemble = loss_breakdown(
+                    checkpoint.model, split_data, dropout_samples=args.dropout_samples
+                )
+                print(f"{path} {split}, {args.dropout_samples} dropout samples: {ensemble}")
     return 0
 
 

@@ -62,6 +62,13 @@ class TrainConfig:
     # then runs on whichever of steps or time is further along
     grad_clip: float = 0.0  # 0 disables
     ema_decay: float = 0.0  # > 0: evaluate and save a moving average of the weights
+    # Dropout distillation (training/distill.py), after the main phase: fine-tune the best
+    # weights, used without dropout, toward their own predictions with dropout. Up to
+    # distill_steps steps; distill_s > 0 also caps its time, taken out of time_budget_s.
+    distill_steps: int = 0
+    distill_s: float = 0.0
+    distill_lr: float = 3e-4
+    distill_samples: int = 1  # dropout predictions averaged into each batch's target
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
@@ -87,6 +94,22 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.distill_steps < 0 or self.distill_s < 0 or not self.distill_lr > 0:
+            raise ValueError("distill_steps and distill_s must be >= 0, distill_lr positive")
+        if self.distill_samples < 1:
+            raise ValueError(f"distill_samples must be at least 1, got {self.distill_samples}")
+        if self.time_budget_s > 0 and self.distill_s >= self.time_budget_s:
+            raise ValueError(
+                f"distill_s ({self.distill_s}) must leave time for training "
+                f"(time_budget_s {self.time_budget_s})"
+            )
+
+    @property
+    def main_budget_s(self) -> float:
+        """Training time before distillation (0: no time budget)."""
+        if self.time_budget_s <= 0:
+            return 0.0
+        return self.time_budget_s - (self.distill_s if self.distill_steps else 0.0)
 
     def model_config(self, vocab_size: int) -> WaveNetConfig | LSTMConfig:
         if self.model == "lstm":
@@ -125,8 +148,8 @@ class TrainConfig:
         if self.schedule == "constant":
             return self.lr
         progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
-        if self.time_budget_s > 0:
-            progress = max(progress, elapsed_s / self.time_budget_s)
+        if self.main_budget_s > 0:
+            progress = max(progress, elapsed_s / self.main_budget_s)
         cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
         return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
 

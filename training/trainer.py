@@ -37,6 +37,7 @@ from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
 from training.data import EncodedNames, split_names
 from training.diagnostics import Diagnostics
+from training.distill import Batch, distill
 
 LAST = "last"
 PACKED_ROW = 64  # positions per row with batch_unit "packed"
@@ -168,6 +169,48 @@ class TrainResult:
 EvalHook = Callable[[int, float, float], None]  # (step, train_loss, val_loss)
 
 
+def distill_best(
+    cfg: TrainConfig,
+    out: Path,
+    data: Splits,
+    best_val: float,
+    next_batch: Callable[[], Batch],
+    save: Callable[[LanguageModel, float], None],
+    time_budget_s: float,
+) -> dict[str, Any]:
+    """Dropout distillation of the best checkpoint in `out` (training/distill.py). The
+    student replaces it only if its val loss is lower; `out` is written once, at the end,
+    so an interrupted distillation restarts from the same teacher."""
+    checkpoint = load_checkpoint(out, device=data.train.x.device)
+    student = checkpoint.model
+    best_state: dict[str, Tensor] | None = None
+    student_best = float("inf")
+
+    def judge(step: int) -> None:
+        nonlocal best_state, student_best
+        val = evaluate(student, data.val)
+        if val < student_best:
+            student_best = val
+            best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+        tqdm.write(f"distill {step:>5} | val {val:.4f} | teacher {best_val:.4f}")
+
+    batches = iter(next_batch, None)  # endless
+    steps = distill(
+        student,
+        batches,
+        steps=cfg.distill_steps,
+        lr=cfg.distill_lr,
+        samples=cfg.distill_samples,
+        time_budget_s=time_budget_s,
+        eval_every=cfg.eval_interval,
+        on_eval=judge,
+    )
+    if best_state is not None and student_best < best_val:
+        student.load_state_dict(best_state)
+        save(student, student_best)
+    return {"steps": steps, "teacher_val": best_val, "val": min(student_best, best_val)}
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -191,6 +234,7 @@ def train(
     optimizer = make_optimizer(model, cfg)
     average = WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None
     step, best_val, best_step, stale_evals, elapsed = 0, float("inf"), -1, 0, 0.0
+    main_done = False  # the main phase is over (only distillation, if any, is left)
     history: list[dict[str, float]] = []  # one entry per evaluation, for loss curves
 
     if resume and (out / LAST / "meta.json").exists():
@@ -206,6 +250,7 @@ def train(
         step, best_val, best_step = saved["step"], saved["best_val"], saved["best_step"]
         stale_evals, elapsed = saved["stale_evals"], saved["elapsed"]
         history = saved["history"]
+        main_done = saved.get("main_done", False)
 
     record: dict[str, Any] = {
         "training": {
@@ -217,6 +262,12 @@ def train(
         "corpus": {"path": str(cfg.corpus), **corpus.fingerprint()},
         "split": {"seed": cfg.split_seed, **data.sizes},
     }
+
+    def save_best(model: LanguageModel, val: float) -> None:
+        metrics = {"best_val_loss": val, "steps": step, "partial": True}
+        save_checkpoint(
+            out, model, vocab, meta={**record, "metrics": metrics}, corpus_names=corpus.names
+        )
 
     def save_last() -> None:
         tensors, scalars = pack_train_state(optimizer, batch_rng)
@@ -230,6 +281,7 @@ def train(
             stale_evals=stale_evals,
             elapsed=elapsed,
             history=history,
+            main_done=main_done,
         )
         meta = {**record, "train_state": scalars}
         save_checkpoint(
@@ -239,6 +291,17 @@ def train(
     windows = data.train.window_index() if cfg.batch_unit == "windows" else None
     # packed rows: room for a few names each, and for the longest one
     packed_row = max(PACKED_ROW, int(data.train.lengths.max()) + 1)
+
+    def next_batch(windows: Tensor | None) -> Batch:
+        """A random training batch: lecture windows when given, else whole names."""
+        if windows is not None:
+            picks = torch.randint(len(windows), (cfg.batch_size,), generator=batch_rng)
+            return (*data.train.window_batch(windows[picks].to(device)), None)
+        rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
+        if cfg.batch_unit == "packed":
+            return data.train.packed_batch(rows.to(device), packed_row)
+        return (*data.train.batch(rows.to(device)), None)
+
     diag = Diagnostics(model, out / DIAGNOSTICS) if cfg.diagnostics else None
     diagnose_every = cfg.diagnose_interval or cfg.eval_interval
     model.train()
@@ -248,20 +311,11 @@ def train(
     started = time.perf_counter() - elapsed
     loss_ema: float | None = None
     stopped_early = False
-    while step < cfg.steps:
+    while not main_done and step < cfg.steps:
         lr = cfg.lr_at(step, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        offsets = None
-        if windows is not None:
-            picks = torch.randint(len(windows), (cfg.batch_size,), generator=batch_rng)
-            x, y = data.train.window_batch(windows[picks].to(device))
-        else:
-            rows = torch.randint(len(data.train), (cfg.batch_size,), generator=batch_rng)
-            if cfg.batch_unit == "packed":
-                x, y, offsets = data.train.packed_batch(rows.to(device), packed_row)
-            else:
-                x, y = data.train.batch(rows.to(device))
+        x, y, offsets = next_batch(windows)
         watch = diag is not None and (step + 1) % diagnose_every == 0
         with diag.capture() if watch and diag is not None else contextlib.nullcontext():
             if offsets is not None:
@@ -291,8 +345,8 @@ def train(
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", refresh=False)
 
-        out_of_time = bool(cfg.time_budget_s) and (
-            time.perf_counter() - started >= cfg.time_budget_s
+        out_of_time = bool(cfg.main_budget_s) and (
+            time.perf_counter() - started >= cfg.main_budget_s
         )
         if step % cfg.eval_interval == 0 or step == cfg.steps or out_of_time:
             # With weight averaging, the averaged weights are the ones judged and kept.
@@ -300,16 +354,7 @@ def train(
             with weights:
                 val = evaluate(model, data.val)
                 if val < best_val:
-                    save_checkpoint(
-                        out,
-                        model,
-                        vocab,
-                        meta={
-                            **record,
-                            "metrics": {"best_val_loss": val, "steps": step, "partial": True},
-                        },
-                        corpus_names=corpus.names,
-                    )
+                    save_best(model, val)
             elapsed = time.perf_counter() - started
             history.append(
                 {
@@ -337,15 +382,30 @@ def train(
                 bar.write(f"early stop: {stale_evals} evaluations without improvement")
                 break
             if out_of_time:
-                bar.write(f"time budget of {cfg.time_budget_s:.0f}s spent")
+                bar.write(f"time budget of {cfg.main_budget_s:.0f}s spent")
                 break
         if stop_after is not None and step >= stop_after:
             bar.close()
             return TrainResult(out, {"interrupted_at": step}, model)
     bar.close()
-    elapsed = time.perf_counter() - started
-    if diag is not None:
+    if diag is not None and not main_done:
         diag.plot()
+
+    distilled: dict[str, Any] = {}
+    if cfg.distill_steps:
+        if not main_done:  # a resumed run that stopped while distilling starts it again
+            main_done = True
+            elapsed = time.perf_counter() - started
+            save_last()
+        # With a time budget, distillation gets whatever the main phase left of it.
+        budget = cfg.distill_s
+        if cfg.time_budget_s:
+            budget = max(cfg.time_budget_s - (time.perf_counter() - started), 1e-3)
+        distilled = distill_best(
+            cfg, out, data, best_val, lambda: next_batch(None), save_best, budget
+        )
+        best_val = min(best_val, distilled["val"])
+    elapsed = time.perf_counter() - started
 
     # The final checkpoint: best weights, measured on every split.
     best = load_checkpoint(out, device=device).model
@@ -357,6 +417,7 @@ def train(
         "best_step": best_step,
         "steps": step,
         "stopped_early": stopped_early,
+        **({"distill": distilled} if distilled else {}),
         "num_params": best.num_params(),
         "wall_time_s": round(elapsed, 2),
         "device": str(device),

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from model.checkpoint import load_checkpoint
 from tests.training.test_trainer import tiny
@@ -23,9 +24,25 @@ def test_breakdown_splits_the_evaluated_loss(
     mixed = parts.end_share * parts.end + (1 - parts.end_share) * parts.other
     assert mixed == pytest.approx(parts.loss, rel=1e-9)
     assert parts.end != pytest.approx(parts.other, abs=1e-3)
+    assert 0.2 < parts.end_calibration < 5  # a predicted count of ends, near the true one
 
     capsys.readouterr()  # training's own log
     assert main([str(tmp_path / "run"), "--splits", "val", "test"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0].split()[-1] for line in lines] == ["val", "test"]
     assert f"all {parts.loss:.4f} end {parts.end:.4f}" in lines[0]
+
+
+def test_dropout_samples_score_the_ensemble(small_corpus: Path, tmp_path: Path) -> None:
+    cfg = tiny(small_corpus, tmp_path / "run", steps=20, dropout=0.5)
+    train(cfg)
+    model = load_checkpoint(tmp_path / "run").model
+    _, _, data = prepare_data(cfg, model.lm_head.weight.device)
+    deterministic = loss_breakdown(model, data.val)
+    torch.manual_seed(0)
+    one = loss_breakdown(model, data.val, dropout_samples=1)
+    many = loss_breakdown(model, data.val, dropout_samples=16)
+    assert not model.training  # left as found
+    assert one.loss != pytest.approx(deterministic.loss, abs=1e-4)  # dropout was on
+    assert many.loss < one.loss  # averaging masks beats one mask
+    assert loss_breakdown(model, data.val) == deterministic  # nothing changed in the model

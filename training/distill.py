@@ -1,0 +1,103 @@
+"""Dropout distillation: teach the deterministic model what the dropout ensemble predicts.
+
+A model trained with dropout is used without it, on the assumption that turning dropout
+off approximates averaging over its masks. With heavy dropout on every level of a
+WaveNet, the approximation is poor: on the lecture split our best WaveNet scores val
+1.9266 deterministically, but 1.913 when 16 dropout samples are averaged, and it
+under-predicts the end of a name (the summed P(end) over val is 89% of the true count).
+
+The fix (Bulò, Porzi and Kontschieder, "Dropout distillation", ICML 2016): after
+training, fine-tune the weights, used deterministically (eval mode: no dropout,
+BatchNorm's running statistics), toward the predictions of the trained model with
+dropout on. A few dropout samples per batch are enough (even one: cross-entropy against
+a random target distribution is minimised by its mean, the ensemble's prediction; more
+samples only make the target less noisy). The teacher is
+frozen; the student starts from its weights; the model keeps its size and its cost.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model import WaveNet
+from model.checkpoint import LanguageModel
+from model.wavenet import MaskedBatchNorm
+
+Batch = tuple[Tensor, Tensor, Tensor | None]  # x, y, offsets (packed rows) or None
+
+
+def with_dropout_only(model: LanguageModel) -> LanguageModel:
+    """The model as the dropout ensemble's member: dropout on, BatchNorm on its running
+    statistics (what the deterministic model normalizes with)."""
+    model.train()
+    for module in model.modules():
+        if isinstance(module, MaskedBatchNorm | nn.BatchNorm1d):
+            module.eval()
+    return model
+
+
+def logits_of(model: LanguageModel, batch: Batch) -> Tensor:
+    x, _, offsets = batch
+    logits: Tensor
+    if offsets is not None:
+        assert isinstance(model, WaveNet)
+        logits, _ = model(x, offsets=offsets)
+    else:
+        logits, _ = model(x)
+    return logits  # (B, T, V)
+
+
+def distill(
+    model: LanguageModel,
+    batches: Iterator[Batch],
+    *,
+    steps: int,
+    lr: float,
+    samples: int = 1,
+    time_budget_s: float = 0.0,
+    eval_every: int = 0,
+    on_eval: Callable[[int], None] | None = None,
+) -> int:
+    """Fine-tune `model` in place, deterministic, toward its own dropout predictions as
+    they are now (the mean of `samples` dropout predictions per batch). Cosine learning
+    rate from `lr` to 0 over `steps` or `time_budget_s` (whichever is further along).
+    `on_eval(step)` runs every `eval_every` steps (0: never) and after the last step,
+    with the model in eval mode. Returns the steps taken."""
+    teacher = with_dropout_only(copy.deepcopy(model))
+    teacher.requires_grad_(False)
+    model.eval()  # the student: exactly the model that will be served
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
+    started, step, last_eval = time.perf_counter(), 0, 0
+    while step < steps:
+        elapsed = time.perf_counter() - started
+        progress = step / steps
+        if time_budget_s > 0:
+            if elapsed >= time_budget_s:
+                break
+            progress = max(progress, elapsed / time_budget_s)
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        batch = next(batches)
+        real = batch[1] >= 0  # (B, T) positions with a prediction
+        with torch.no_grad():
+            draws = [logits_of(teacher, batch)[real].softmax(dim=-1) for _ in range(samples)]
+            target = torch.stack(draws).mean(dim=0)  # (N, V)
+        log_probs = F.log_softmax(logits_of(model, batch)[real], dim=-1)  # (N, V)
+        loss = -(target * log_probs).sum(dim=-1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        step += 1
+        if on_eval is not None and eval_every and step % eval_every == 0:
+            on_eval(step)
+            last_eval = step
+    if on_eval is not None and step != last_eval:
+        on_eval(step)  # the last weights
+    return step
