@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             split_data = getattr(data, split)
             print(f"{path} {split}: {loss_breakdown(checkpoint.model, split_data)}")
             if args.dropout_samples:
+                torch.manual_seed(0)  # the same masks on every run of the command
                 ensemble = loss_breakdown(
                     checkpoint.model, split_data, dropout_samples=args.dropout_samples
                 )
