@@ -210,8 +210,10 @@ class RowControls:
         self.top_k, self.top_p = table[:, 1].long(), table[:, 2].float()
         self.min_length, self.max_length = table[:, 3].long(), table[:, 4].long()
         self.prefix_length = table[:, 5].long()
+        # Greedy where the float32 temperature is 0: that includes temperatures too small
+        # for float32 (below about 1e-45), whose limit greedy is.
         self.greedy = self.temperature == 0
-        self.any_greedy = any(p.temperature == 0 for p in ps)  # skip work no row needs
+        self.any_greedy = bool(self.greedy.any())  # skip work no row needs
         self.unit_temperature = all(p.temperature in (0, 1) for p in ps)
         self.filtered = any(p.top_k is not None or p.top_p is not None for p in ps)
         self.longest_prefix = max(len(p.prefix) for p in ps)
@@ -240,6 +242,9 @@ class RowControls:
 def filter_rows(logits: Tensor, rows: RowControls) -> Tensor:
     """Temperature, top-k then top-p, per row, on logits (B, V); removed ids get -inf."""
     if not rows.unit_temperature:
+        # Shift each row's top logit to 0 first: a tiny temperature (say 1e-40) then sends
+        # the rest to -inf, which is the greedy limit, instead of inf - inf = NaN.
+        logits = logits - logits.amax(dim=-1, keepdim=True)
         logits = logits / torch.where(rows.greedy, 1.0, rows.temperature)[:, None]
     if not rows.filtered:
         return logits

@@ -138,6 +138,22 @@ def test_top_k_and_top_p_filters() -> None:
     assert top1 == greedy
 
 
+def test_a_vanishing_temperature_is_the_greedy_limit() -> None:
+    # Dividing raw logits by 1e-200 overflows to +-inf and softmax gives NaN: every name
+    # then ran to max_length instead of ending where greedy decoding ends.
+    net = IncrementalWaveNet(trained_like())
+    greedy, _ = sample(net, 5, SamplingParams(temperature=0), torch.Generator().manual_seed(0))
+    # 1e-40 is still a float32 (3 / 1e-40 overflows); 1e-200 and 5e-324 round to 0 there
+    for temperature in (1e-40, 1e-200, 5e-324):
+        tiny, _ = sample(
+            net, 5, SamplingParams(temperature=temperature), torch.Generator().manual_seed(1)
+        )
+        assert tiny == greedy
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
+    cold = F.softmax(filter_logits(logits, SamplingParams(temperature=1e-40)), dim=-1)
+    assert cold.tolist() == [[1.0, 0.0, 0.0, 0.0]]
+
+
 def test_invalid_params_rejected() -> None:
     for bad in (
         {"temperature": -1},
