@@ -9,8 +9,27 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from model import IGNORE_INDEX, Vocab
+from model import IGNORE_INDEX, Vocab, WaveNet
+from model.checkpoint import LanguageModel
 from model.scoring import encode_names
+
+Batch = tuple[Tensor, Tensor, Tensor | None]  # x, y, offsets (packed rows) or None
+
+
+def forward(
+    model: LanguageModel, batch: Batch, with_targets: bool = True
+) -> tuple[Tensor, Tensor | None]:
+    """The model on a training batch: logits (B, T, V), and the loss when `with_targets`.
+    Packed rows (offsets) only a WaveNet can read."""
+    x, y, offsets = batch
+    targets = y if with_targets else None
+    out: tuple[Tensor, Tensor | None]
+    if offsets is not None:
+        assert isinstance(model, WaveNet)
+        out = model(x, targets, offsets=offsets)
+    else:
+        out = model(x, targets)
+    return out
 
 
 def split_names(names: Sequence[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:

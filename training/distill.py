@@ -12,8 +12,8 @@ training, fine-tune the weights, used deterministically (eval mode: no dropout,
 BatchNorm's running statistics), toward the predictions of the trained model with
 dropout on. A few dropout samples per batch are enough (even one: cross-entropy against
 a random target distribution is minimised by its mean, the ensemble's prediction; more
-samples only make the target less noisy). The teacher is
-frozen; the student starts from its weights; the model keeps its size and its cost.
+samples only make the target less noisy). The teacher is frozen; the student starts
+from its weights; the model keeps its size and its cost.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from model import WaveNet
 from model.checkpoint import LanguageModel
 from model.wavenet import MaskedBatchNorm
-
-Batch = tuple[Tensor, Tensor, Tensor | None]  # x, y, offsets (packed rows) or None
+from training.data import Batch, forward
 
 
 def with_dropout_only(model: LanguageModel) -> LanguageModel:
@@ -39,20 +37,15 @@ def with_dropout_only(model: LanguageModel) -> LanguageModel:
     statistics (what the deterministic model normalizes with)."""
     model.train()
     for module in model.modules():
-        if isinstance(module, MaskedBatchNorm | nn.BatchNorm1d):
+        if isinstance(module, MaskedBatchNorm):
             module.eval()
     return model
 
 
-def logits_of(model: LanguageModel, batch: Batch) -> Tensor:
-    x, _, offsets = batch
-    logits: Tensor
-    if offsets is not None:
-        assert isinstance(model, WaveNet)
-        logits, _ = model(x, offsets=offsets)
-    else:
-        logits, _ = model(x)
-    return logits  # (B, T, V)
+def predictions(model: LanguageModel, batch: Batch) -> Tensor:
+    """Logits at the positions that have a target: (N, V)."""
+    logits, _ = forward(model, batch, with_targets=False)
+    return logits[batch[1] >= 0]
 
 
 def distill(
@@ -86,11 +79,10 @@ def distill(
         for group in optimizer.param_groups:
             group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * progress))
         batch = next(batches)
-        real = batch[1] >= 0  # (B, T) positions with a prediction
         with torch.no_grad():
-            draws = [logits_of(teacher, batch)[real].softmax(dim=-1) for _ in range(samples)]
+            draws = [predictions(teacher, batch).softmax(-1) for _ in range(samples)]
             target = torch.stack(draws).mean(dim=0)  # (N, V)
-        log_probs = F.log_softmax(logits_of(model, batch)[real], dim=-1)  # (N, V)
+        log_probs = F.log_softmax(predictions(model, batch), dim=-1)  # (N, V)
         loss = -(target * log_probs).sum(dim=-1).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]

@@ -35,9 +35,9 @@ from model.lstm import CharLSTM
 from training.averaging import WeightAverage
 from training.config import TrainConfig
 from training.corpus import Corpus, load_corpus
-from training.data import EncodedNames, split_names
+from training.data import Batch, EncodedNames, forward, split_names
 from training.diagnostics import Diagnostics
-from training.distill import Batch, distill
+from training.distill import distill
 
 LAST = "last"
 PACKED_ROW = 64  # positions per row with batch_unit "packed"
@@ -181,8 +181,7 @@ def distill_best(
     """Dropout distillation of the best checkpoint in `out` (training/distill.py). The
     student replaces it only if its val loss is lower; `out` is written once, at the end,
     so an interrupted distillation restarts from the same teacher."""
-    checkpoint = load_checkpoint(out, device=data.train.x.device)
-    student = checkpoint.model
+    student = load_checkpoint(out, device=data.train.x.device).model
     best_state: dict[str, Tensor] | None = None
     student_best = float("inf")
 
@@ -315,17 +314,13 @@ def train(
         lr = cfg.lr_at(step, time.perf_counter() - started)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y, offsets = next_batch(windows)
+        batch = next_batch(windows)
         watch = diag is not None and (step + 1) % diagnose_every == 0
         with diag.capture() if watch and diag is not None else contextlib.nullcontext():
-            if offsets is not None:
-                assert isinstance(model, WaveNet)
-                _, loss = model(x, y, offsets=offsets)
-            else:
-                _, loss = model(x, y)
+            _, loss = forward(model, batch)
             assert loss is not None
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         before = diag.snapshot() if watch and diag is not None else None
