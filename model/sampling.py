@@ -71,8 +71,8 @@ class FoldedLevel:
 
 class IncrementalWaveNet:
     """An eval-mode WaveNet stepping one character at a time for a batch of rows.
-    Handles every WaveNetConfig: gated units, residual and skip sums, the hidden head
-    (dropout is off in eval mode)."""
+    Handles every WaveNetConfig: gated units, residual and skip sums, learned positions,
+    the hidden head (dropout is off in eval mode)."""
 
     def __init__(self, model: WaveNet) -> None:
         cfg = model.config
@@ -89,6 +89,7 @@ class IncrementalWaveNet:
             if model.wpe is not None:
                 self.positions = model.wpe.weight.detach().clone()
                 self.position_table = self.positions @ first.weight
+            self.head_positions = None if model.hpe is None else model.hpe.weight.detach().clone()
             hidden = model.head_hidden
             self.head_hidden = (
                 None
@@ -143,6 +144,8 @@ class IncrementalWaveNet:
             if self.skip:
                 skip = z if skip is None else skip + z
         h = skip if skip is not None else x
+        if self.head_positions is not None:
+            h = h + self.head_positions[min(t, len(self.head_positions) - 1)]
         if self.head_hidden is not None:
             if self.skip:
                 h = torch.relu(h)

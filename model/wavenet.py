@@ -42,6 +42,10 @@ class WaveNetConfig:
     # Kernel size per level; level i has dilation prod(kernel_sizes[:i]).
     # (2, 2, 2) is the lecture's hierarchical model, (8,) its flat MLP, (3,) the 3-char MLP.
     kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
+    # Dilation per level; empty: the lecture's tree above (each input position reaches the
+    # output by one path). Given, e.g. kernels (3, 3, 3) at (1, 2, 4) as in the TCN paper,
+    # the levels' windows overlap and each position reaches the output by several paths.
+    dilations_override: tuple[int, ...] = field(default=())
     bn_momentum: float = 0.1  # the lecture's BatchNorm1d momentum
     bn_eps: float = 1e-5
     # From the WaveNet paper, all off in the lecture's model:
@@ -65,11 +69,23 @@ class WaveNetConfig:
     # from max_positions - 1 on share one), added to the character embedding. (Within the
     # receptive field the pad already tells the position; this did not help.)
     max_positions: int = 0
+    # > 0: the same, but added to what the head reads (the skip sum): the end-of-name
+    # decision then sees the name's length directly, not through dropped-out levels.
+    head_positions: int = 0
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        self.dilations_override = tuple(int(d) for d in self.dilations_override)
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, got {self.kernel_sizes}")
+        if self.dilations_override and (
+            len(self.dilations_override) != len(self.kernel_sizes)
+            or any(d < 1 for d in self.dilations_override)
+        ):
+            raise ValueError(
+                f"dilations_override must give one positive dilation per level "
+                f"({len(self.kernel_sizes)}), got {self.dilations_override}"
+            )
         for name in ("vocab_size", "n_embd", "n_hidden", "stacks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -82,8 +98,9 @@ class WaveNetConfig:
             raise ValueError(f"dropout_path must be 'both' or 'split', got {self.dropout_path!r}")
         if self.dropout_path == "split" and not (self.skip and self.residual):
             raise ValueError("dropout_path 'split' needs residual and skip connections")
-        if self.max_positions < 0:
-            raise ValueError(f"max_positions must be >= 0, got {self.max_positions}")
+        for name in ("max_positions", "head_positions"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     @property
     def kernels(self) -> tuple[int, ...]:
@@ -93,7 +110,8 @@ class WaveNetConfig:
     @property
     def dilations(self) -> tuple[int, ...]:
         ks = self.kernel_sizes
-        return tuple(math.prod(ks[:i]) for i in range(len(ks))) * self.stacks
+        tree = tuple(math.prod(ks[:i]) for i in range(len(ks)))
+        return (self.dilations_override or tree) * self.stacks
 
     @property
     def receptive_field(self) -> int:
@@ -103,6 +121,7 @@ class WaveNetConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["kernel_sizes"] = list(self.kernel_sizes)
+        d["dilations_override"] = list(self.dilations_override)
         return d
 
     @classmethod
@@ -220,6 +239,8 @@ class WaveNet(nn.Module):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         positions = config.max_positions
         self.wpe = nn.Embedding(positions, config.n_embd) if positions else None  # (P, C)
+        head_positions = config.head_positions
+        self.hpe = nn.Embedding(head_positions, config.n_hidden) if head_positions else None
         self.residual_drop = (
             nn.Dropout(config.residual_dropout)
             if config.dropout_path == "split" and config.residual_dropout
@@ -243,8 +264,9 @@ class WaveNet(nn.Module):
     @torch.no_grad()
     def reset_parameters(self) -> None:
         nn.init.normal_(self.wte.weight)
-        if self.wpe is not None:  # starts as the model without positions
-            nn.init.zeros_(self.wpe.weight)
+        for positions in (self.wpe, self.hpe):  # starts as the model without positions
+            if positions is not None:
+                nn.init.zeros_(positions.weight)
         for level in self.levels:  # Kaiming for tanh: std = (5/3) / sqrt(fan_in)
             assert isinstance(level, Level)
             nn.init.kaiming_normal_(level.conv.proj.weight, nonlinearity="tanh", mode="fan_in")
@@ -268,9 +290,9 @@ class WaveNet(nn.Module):
         real positions when targets are given. For packed rows, offsets (B, T) is each
         position's index within its name (see the module docstring)."""
         mask = targets != IGNORE_INDEX if targets is not None else None  # (B, T)
+        pos = offsets if offsets is not None else torch.arange(idx.shape[1], device=idx.device)
         x = self.wte(idx)  # (B, T, C)
         if self.wpe is not None:
-            pos = offsets if offsets is not None else torch.arange(idx.shape[1], device=idx.device)
             x = x + self.wpe(pos.clamp(max=self.config.max_positions - 1))  # (B or 1, T, C)
         if self.input_drop is not None:
             x = self.input_drop(x)
@@ -290,6 +312,8 @@ class WaveNet(nn.Module):
             skip = dropped if skip is None else skip + dropped
         h = skip if self.config.skip else x
         assert h is not None
+        if self.hpe is not None:
+            h = h + self.hpe(pos.clamp(max=self.config.head_positions - 1))  # (B or 1, T, H)
         if self.head_hidden is not None:
             if self.config.skip:
                 h = F.relu(h)  # a skip sum is unbounded; a tanh output needs no ReLU

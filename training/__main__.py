@@ -28,6 +28,8 @@ HELP = {
     "n_embd": "character embedding width",
     "n_hidden": "hidden width of every level",
     "kernel_sizes": "kernel size per level, e.g. 2 2 2 (lecture's hierarchy) or 8 (flat MLP)",
+    "dilations": "dilation per level, e.g. 1 2 4 with kernels 3 3 3 (overlapping windows, "
+    "as in the TCN paper); default: the lecture's tree, each the product of the kernels below",
     "stacks": "repeat the kernel pattern this many times (dilations restart each time)",
     "gated": "gated activation units, tanh(filter) * sigmoid(gate) (WaveNet paper)",
     "residual": "residual connections: each level adds its output to its input",
@@ -42,6 +44,8 @@ HELP = {
     "head_dropout": "dropout on the head's hidden layer (or its input) while training (WaveNet)",
     "max_positions": "learned embedding of each character's position in its name, for "
     "positions up to this (later ones share the last); 0 for none (WaveNet)",
+    "head_positions": "the same, added to what the head reads (the skip sum), so the "
+    "end-of-name decision sees the length directly; 0 for none (WaveNet)",
     "batchnorm": "BatchNorm after every convolution",
     "n_layers": "LSTM layers",
     "lowercase": "lowercase names while loading",

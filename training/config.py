@@ -24,6 +24,7 @@ class TrainConfig:
     n_embd: int = 24
     n_hidden: int = 128
     kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
+    dilations: tuple[int, ...] = ()  # WaveNet only; empty: the lecture's tree
     stacks: int = 1
     gated: bool = False
     residual: bool = False
@@ -35,6 +36,7 @@ class TrainConfig:
     input_dropout: float = 0.0  # WaveNet only
     head_dropout: float = 0.0  # WaveNet only
     max_positions: int = 0  # WaveNet only
+    head_positions: int = 0  # WaveNet only
     batchnorm: bool = True
     n_layers: int = 2  # LSTM only
     # data
@@ -82,6 +84,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        self.dilations = tuple(int(d) for d in self.dilations)
         self.decay_steps = tuple(int(s) for s in self.decay_steps)
         for name in ("batch_size", "steps", "eval_interval"):
             if getattr(self, name) < 1:
@@ -125,6 +128,7 @@ class TrainConfig:
             n_embd=self.n_embd,
             n_hidden=self.n_hidden,
             kernel_sizes=self.kernel_sizes,
+            dilations_override=self.dilations,
             stacks=self.stacks,
             gated=self.gated,
             residual=self.residual,
@@ -136,6 +140,7 @@ class TrainConfig:
             input_dropout=self.input_dropout,
             head_dropout=self.head_dropout,
             max_positions=self.max_positions,
+            head_positions=self.head_positions,
             batchnorm=self.batchnorm,
         )
 
@@ -156,6 +161,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["kernel_sizes"] = list(self.kernel_sizes)
+        d["dilations"] = list(self.dilations)
         d["decay_steps"] = list(self.decay_steps)
         return d
 

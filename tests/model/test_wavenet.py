@@ -147,6 +147,8 @@ def test_train_mode_uses_batch_statistics_and_updates_running_ones() -> None:
 def test_config_round_trip_and_validation() -> None:
     cfg = WaveNetConfig(n_embd=8, kernel_sizes=(3, 2))
     assert WaveNetConfig.from_dict(cfg.to_dict()) == cfg
+    overlapping = WaveNetConfig(kernel_sizes=(3, 3), dilations_override=(1, 2))
+    assert WaveNetConfig.from_dict(overlapping.to_dict()) == overlapping
     with pytest.raises(ValueError):
         WaveNetConfig(kernel_sizes=())
     with pytest.raises(ValueError):
@@ -170,6 +172,16 @@ OPTION_CONFIGS = [
         "skip": True,
     },
     {"max_positions": 6, "residual": True, "n_embd": 16, "gated": True, "skip": True},
+    {"head_positions": 5, "skip": True, "head_hidden": 12, "gated": True, "residual": True},
+    {"head_positions": 4, "n_hidden": 10, "n_embd": 10},  # head reads the last level
+    {  # overlapping windows: several paths from each position to the output
+        "kernel_sizes": (3, 3, 3),
+        "dilations_override": (1, 2, 4),
+        "gated": True,
+        "residual": True,
+        "skip": True,
+        "dropout": 0.2,
+    },
 ]
 NO_DROPOUT = {"dropout": 0.0, "residual_dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
 
@@ -179,8 +191,9 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(**{**base, **options}))
     with torch.no_grad():
-        if model.wpe is not None:  # zeros at init would hide position handling
-            model.wpe.weight.normal_(std=0.5)
+        for positions in (model.wpe, model.hpe):  # zeros at init would hide them
+            if positions is not None:
+                positions.weight.normal_(std=0.5)
         for level in model.levels:
             if level.bn is not None:
                 level.bn.running_mean.normal_(std=0.3)
@@ -190,7 +203,9 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
 
 
 # (positions count from a name's start, so explicit left padding would shift them)
-@pytest.mark.parametrize("options", [o for o in OPTION_CONFIGS if not o.get("max_positions")])
+@pytest.mark.parametrize(
+    "options", [o for o in OPTION_CONFIGS if not o.get("max_positions", o.get("head_positions"))]
+)
 def test_pad_vector_equals_explicit_left_padding(options: dict) -> None:
     """Every option keeps the shortcut exact: carrying the pre-name value equals feeding
     receptive_field - 1 boundary tokens before the name."""
@@ -228,6 +243,17 @@ def test_stacks_and_receptive_field() -> None:
     assert cfg.receptive_field == 63
     assert WaveNetConfig(kernel_sizes=(8,)).receptive_field == 8
     assert WaveNetConfig(kernel_sizes=(3, 2)).receptive_field == 6
+    overlapping = WaveNetConfig(kernel_sizes=(3, 3, 3), dilations_override=(1, 2, 4), stacks=2)
+    assert overlapping.dilations == (1, 2, 4, 1, 2, 4)
+    assert overlapping.receptive_field == 1 + 2 * (2 + 4 + 8)
+
+
+@pytest.mark.parametrize("dilations", [(1, 2), (1, 0, 4), (1, 2, 4, 8)])
+def test_dilations_override_needs_one_positive_dilation_per_level(
+    dilations: tuple[int, ...],
+) -> None:
+    with pytest.raises(ValueError, match="dilations_override"):
+        WaveNetConfig(kernel_sizes=(3, 3, 3), dilations_override=dilations)
 
 
 @pytest.mark.parametrize("options", [{}, *OPTION_CONFIGS])
