@@ -11,6 +11,10 @@ prediction) over the true number: 1 for a calibrated model. `--dropout-samples K
 scores the average of K predictions with dropout on (BatchNorm on its running statistics,
 as served): what an ensemble of dropout masks would score, and so what dropout
 distillation (training/distill.py) can hope to recover.
+
+`--seen` also splits val and test into the names that occur in train too (the lecture's
+names.txt repeats names, and its split keeps them: 13% of val) and the rest, to tell
+memorizing the training names from generalizing.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from model import Vocab
 from model.checkpoint import LanguageModel, load_checkpoint
 from training.config import TrainConfig
-from training.data import EncodedNames
+from training.data import EncodedNames, split_names
 from training.distill import with_dropout_only
 from training.trainer import prepare_data
 
@@ -84,6 +89,19 @@ def loss_breakdown(
     )
 
 
+def seen_and_unseen(
+    train_names: list[str], names: list[str], vocab: Vocab, device: torch.device
+) -> dict[str, EncodedNames]:
+    """`names` split into those that also occur in `train_names` and the rest (a part
+    with no names is left out)."""
+    in_train = set(train_names)
+    parts = {
+        "seen": [n for n in names if n in in_train],
+        "unseen": [n for n in names if n not in in_train],
+    }
+    return {k: EncodedNames.build(v, vocab).to(device) for k, v in parts.items() if v}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.breakdown", description=__doc__)
     parser.add_argument("checkpoints", nargs="+", help="checkpoint directories")
@@ -97,15 +115,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="K",
         help="also score the average of K predictions with dropout on",
     )
+    parser.add_argument(
+        "--seen",
+        action="store_true",
+        help="also split val and test into names that occur in train too and the rest",
+    )
     args = parser.parse_args(argv)
     device = torch.device("cpu")
     for path in args.checkpoints:
         checkpoint = load_checkpoint(path, device=device)
         cfg = TrainConfig.from_dict(checkpoint.meta["training"]["config"])
-        _, _, data = prepare_data(cfg, device)
+        corpus, vocab, data = prepare_data(cfg, device)
+        train_names, val_names, test_names = split_names(corpus.names, cfg.split_seed)
+        names = {"train": train_names, "val": val_names, "test": test_names}
         for split in args.splits:
             split_data = getattr(data, split)
             print(f"{path} {split}: {loss_breakdown(checkpoint.model, split_data)}")
+            if args.seen and split != "train":
+                parts = seen_and_unseen(names["train"], names[split], vocab, device)
+                for part, part_data in parts.items():
+                    result = loss_breakdown(checkpoint.model, part_data)
+                    print(f"{path} {split}, {part} in train ({len(part_data)} names): {result}")
             if args.dropout_samples:
                 torch.manual_seed(0)  # the same masks on every run of the command
                 ensemble = loss_breakdown(

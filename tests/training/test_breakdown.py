@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from model import Vocab
 from model.checkpoint import load_checkpoint
 from tests.training.test_trainer import tiny
-from training.breakdown import loss_breakdown, main
+from training.breakdown import loss_breakdown, main, seen_and_unseen
 from training.trainer import evaluate, prepare_data, train
 
 
@@ -46,3 +47,21 @@ def test_dropout_samples_score_the_ensemble(small_corpus: Path, tmp_path: Path) 
     assert one.loss != pytest.approx(deterministic.loss, abs=1e-4)  # dropout was on
     assert many.loss < one.loss  # averaging masks beats one mask
     assert loss_breakdown(model, data.val) == deterministic  # nothing changed in the model
+
+
+def test_seen_splits_names_by_whether_train_has_them(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vocab = Vocab.from_names(["abcdefghijklmnopqrstuvwxyz"])
+    parts = seen_and_unseen(["ann", "bob"], ["bob", "cy", "bob", "dee"], vocab, torch.device("cpu"))
+    assert {k: len(v) for k, v in parts.items()} == {"seen": 2, "unseen": 2}
+    assert set(seen_and_unseen(["ann"], ["cy"], vocab, torch.device("cpu"))) == {"unseen"}
+
+    cfg = tiny(small_corpus, tmp_path / "run", steps=20)
+    train(cfg)
+    capsys.readouterr()
+    assert main([str(tmp_path / "run"), "--splits", "train", "val", "--seen"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(":")[0].endswith(" train")  # train is not split against itself
+    assert lines[1].split(":")[0].endswith(" val")
+    assert all(" in train (" in line for line in lines[2:]) and len(lines) >= 3
