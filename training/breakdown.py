@@ -92,12 +92,12 @@ def loss_breakdown(
 def seen_and_unseen(
     train_names: list[str], names: list[str], vocab: Vocab, device: torch.device
 ) -> dict[str, EncodedNames]:
-    """`names` split into those that also occur in `train_names` and the rest (a part
-    with no names is left out)."""
+    """`names` split into those that also occur in `train_names` ("in train") and the
+    rest ("not in train"); a part with no names is left out."""
     in_train = set(train_names)
     parts = {
-        "seen": [n for n in names if n in in_train],
-        "unseen": [n for n in names if n not in in_train],
+        "in train": [n for n in names if n in in_train],
+        "not in train": [n for n in names if n not in in_train],
     }
     return {k: EncodedNames.build(v, vocab).to(device) for k, v in parts.items() if v}
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                 parts = seen_and_unseen(names["train"], names[split], vocab, device)
                 for part, part_data in parts.items():
                     result = loss_breakdown(checkpoint.model, part_data)
-                    print(f"{path} {split}, {part} in train ({len(part_data)} names): {result}")
+                    print(f"{path} {split}, {part} ({len(part_data)} names): {result}")
             if args.dropout_samples:
                 torch.manual_seed(0)  # the same masks on every run of the command
                 ensemble = loss_breakdown(

@@ -54,8 +54,8 @@ def test_seen_splits_names_by_whether_train_has_them(
 ) -> None:
     vocab = Vocab.from_names(["abcdefghijklmnopqrstuvwxyz"])
     parts = seen_and_unseen(["ann", "bob"], ["bob", "cy", "bob", "dee"], vocab, torch.device("cpu"))
-    assert {k: len(v) for k, v in parts.items()} == {"seen": 2, "unseen": 2}
-    assert set(seen_and_unseen(["ann"], ["cy"], vocab, torch.device("cpu"))) == {"unseen"}
+    assert {k: len(v) for k, v in parts.items()} == {"in train": 2, "not in train": 2}
+    assert set(seen_and_unseen(["ann"], ["cy"], vocab, torch.device("cpu"))) == {"not in train"}
 
     cfg = tiny(small_corpus, tmp_path / "run", steps=20)
     train(cfg)
