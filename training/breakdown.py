@@ -126,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint = load_checkpoint(path, device=device)
         cfg = TrainConfig.from_dict(checkpoint.meta["training"]["config"])
         corpus, vocab, data = prepare_data(cfg, device)
-        train_names, val_names, test_names = split_names(corpus.names, cfg.split_seed)
-        names = {"train": train_names, "val": val_names, "test": test_names}
+        if args.seen:  # the names themselves: prepare_data keeps only their encodings
+            names = dict(
+                zip(
+                    ("train", "val", "test"), split_names(corpus.names, cfg.split_seed), strict=True
+                )
+            )
         for split in args.splits:
             split_data = getattr(data, split)
             print(f"{path} {split}: {loss_breakdown(checkpoint.model, split_data)}")
