@@ -55,6 +55,10 @@ class WaveNetConfig:
     skip: bool = False  # the head reads the sum of every level's output
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
+    # "position": a fresh dropout mask at every position. "name": one mask per name,
+    # shared by all its positions (variational dropout, Gal and Ghahramani 2016): a
+    # dropped channel is gone for the whole name, so no neighbour can stand in for it.
+    dropout_mask: Literal["position", "name"] = "position"
     batchnorm: bool = True
     # Not in the paper: regularizers and extras tried on a small corpus (see the README).
     # Where the dropped-out level outputs go. "both": the residual stream and the skip sum,
@@ -94,6 +98,10 @@ class WaveNetConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
+        if self.dropout_mask not in ("position", "name"):
+            raise ValueError(
+                f"dropout_mask must be 'position' or 'name', got {self.dropout_mask!r}"
+            )
         if self.dropout_path not in ("both", "split"):
             raise ValueError(f"dropout_path must be 'both' or 'split', got {self.dropout_path!r}")
         if self.dropout_path == "split" and not (self.skip and self.residual):
@@ -200,6 +208,26 @@ class MaskedBatchNorm(nn.Module):
         return x * scale + shift, pad * scale + shift
 
 
+class NameDropout(nn.Module):
+    """Dropout with one mask per name, shared by its positions. `names` (B, T) numbers
+    the names within each row (packed rows hold several); None: one name per row."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor, names: Tensor | None) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        B, T, C = x.shape
+        n = 1 if names is None else int(names.max()) + 1
+        keep = torch.full((B, n, C), 1.0 - self.p, device=x.device, dtype=x.dtype)
+        mask = torch.bernoulli(keep) / (1.0 - self.p)  # (B, n, C)
+        if names is not None:
+            mask = mask.gather(1, names.unsqueeze(-1).expand(B, T, C))  # (B, T, C)
+        return x * mask
+
+
 def activate(h: Tensor, gated: bool) -> Tensor:
     """tanh, or the gated unit tanh(filter) * sigmoid(gate) on the two halves of h."""
     if not gated:
@@ -221,7 +249,11 @@ class Level(nn.Module):
         self.bn = (
             MaskedBatchNorm(width, config.bn_eps, config.bn_momentum) if config.batchnorm else None
         )
-        self.dropout = nn.Dropout(config.dropout) if config.dropout else None
+        self.dropout: nn.Dropout | NameDropout | None = None
+        if config.dropout and config.dropout_mask == "name":
+            self.dropout = NameDropout(config.dropout)
+        elif config.dropout:
+            self.dropout = nn.Dropout(config.dropout)
 
     def forward(
         self, x: Tensor, pad: Tensor, mask: Tensor | None, offsets: Tensor | None = None
@@ -230,6 +262,12 @@ class Level(nn.Module):
         if self.bn is not None:
             x, pad = self.bn(x, pad, mask)
         return activate(x, self.gated), activate(pad, self.gated)
+
+    def drop(self, z: Tensor, names: Tensor | None) -> Tensor:
+        """The level's output as the later levels and the head see it while training."""
+        if isinstance(self.dropout, NameDropout):
+            return self.dropout(z, names)
+        return z if self.dropout is None else self.dropout(z)
 
 
 class WaveNet(nn.Module):
@@ -297,11 +335,13 @@ class WaveNet(nn.Module):
         if self.input_drop is not None:
             x = self.input_drop(x)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
+        # each position's name within its row, for dropout masks shared by a name
+        names = None if offsets is None else torch.cumsum(offsets == 0, dim=1) - 1  # (B, T)
         skip = None
         for level in cast("Iterable[Level]", self.levels):
             z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
             # not the pad: it stands for many positions at once
-            dropped = z if level.dropout is None else level.dropout(z)
+            dropped = level.drop(z, names)
             carried = dropped
             if self.config.dropout_path == "split":
                 carried = z if self.residual_drop is None else self.residual_drop(z)

@@ -15,6 +15,7 @@ from training.trainer import train
 CHOICES = {
     "model": ["wavenet", "lstm"],
     "batch_unit": ["names", "windows", "packed"],
+    "dropout_mask": ["position", "name"],
     "dropout_path": ["both", "split"],
     "optimizer": ["adamw", "sgd"],
     "on_bad": ["error", "skip"],
@@ -36,6 +37,8 @@ HELP = {
     "skip": "skip connections: the head reads the sum of every level's output",
     "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
+    "dropout_mask": "position: a fresh dropout mask at every position; name: one mask per "
+    "name, shared by its positions (variational dropout; WaveNet)",
     "dropout_path": "both: dropped level outputs feed the residual stream and the skip sum "
     "(one mask); split: the skip sum gets dropout, the residual stream residual-dropout "
     "(WaveNet)",

@@ -31,6 +31,7 @@ class TrainConfig:
     skip: bool = False
     head_hidden: int = 0
     dropout: float = 0.0
+    dropout_mask: Literal["position", "name"] = "position"  # WaveNet only
     dropout_path: Literal["both", "split"] = "both"  # WaveNet only
     residual_dropout: float = 0.0  # WaveNet, dropout_path "split" only
     input_dropout: float = 0.0  # WaveNet only
@@ -135,6 +136,7 @@ class TrainConfig:
             skip=self.skip,
             head_hidden=self.head_hidden,
             dropout=self.dropout,
+            dropout_mask=self.dropout_mask,
             dropout_path=self.dropout_path,
             residual_dropout=self.residual_dropout,
             input_dropout=self.input_dropout,

@@ -182,6 +182,7 @@ OPTION_CONFIGS = [
         "skip": True,
         "dropout": 0.2,
     },
+    {"dropout": 0.3, "dropout_mask": "name", "residual": True, "skip": True, "gated": True},
 ]
 NO_DROPOUT = {"dropout": 0.0, "residual_dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
 
@@ -292,3 +293,25 @@ def test_dropouts_act_only_while_training() -> None:
         assert not torch.allclose(model(idx)[0], model(idx)[0])
     with pytest.raises(ValueError, match="input_dropout"):
         WaveNetConfig(input_dropout=1.0)
+
+
+def test_name_dropout_keeps_one_mask_per_name() -> None:
+    """dropout_mask "name": every position of a name sees the same mask (packed rows hold
+    several names, each with its own), a fresh one per call; eval mode drops nothing."""
+    from model.wavenet import NameDropout
+
+    drop = NameDropout(0.5).train()
+    offsets = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, 4]] * 64)  # three names a row
+    names = torch.cumsum(offsets == 0, dim=1) - 1
+    out = drop(torch.ones(64, 10, 32), names)  # (B, T, C)
+    assert set(out.unique().tolist()) == {0.0, 2.0}
+    for name in range(3):
+        within = out[:, names[0] == name]  # (B, positions, C)
+        assert torch.equal(within, within[:, :1].expand_as(within))
+    assert not torch.equal(out[:, 0], out[:, 3])  # names in a row get their own masks
+    whole = drop(torch.ones(64, 10, 32), None)  # one name per row
+    assert torch.equal(whole, whole[:, :1].expand_as(whole))
+    assert not torch.equal(whole, drop(torch.ones(64, 10, 32), None))
+    assert torch.equal(drop.eval()(torch.ones(2, 3, 4), None), torch.ones(2, 3, 4))
+    with pytest.raises(ValueError, match="dropout_mask"):
+        WaveNetConfig(dropout_mask="channel")  # type: ignore[arg-type]
