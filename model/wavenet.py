@@ -266,8 +266,8 @@ class Level(nn.Module):
     def drop(self, z: Tensor, names: Tensor | None) -> Tensor:
         """The level's output as the later levels and the head see it while training."""
         if isinstance(self.dropout, NameDropout):
-            return self.dropout(z, names)
-        return z if self.dropout is None else self.dropout(z)
+            return cast(Tensor, self.dropout(z, names))
+        return z if self.dropout is None else cast(Tensor, self.dropout(z))
 
 
 class WaveNet(nn.Module):
