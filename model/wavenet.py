@@ -335,8 +335,9 @@ class WaveNet(nn.Module):
         if self.input_drop is not None:
             x = self.input_drop(x)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
-        # each position's name within its row, for dropout masks shared by a name
-        names = None if offsets is None else torch.cumsum(offsets == 0, dim=1) - 1  # (B, T)
+        names = None  # each position's name within its row, for masks shared by a name
+        if offsets is not None and self.training and self.config.dropout_mask == "name":
+            names = torch.cumsum(offsets == 0, dim=1) - 1  # (B, T)
         skip = None
         for level in cast("Iterable[Level]", self.levels):
             z, z_pad = level(x, pad, mask, offsets)  # (B, T, H)
