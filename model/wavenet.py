@@ -195,10 +195,17 @@ class MaskedBatchNorm(nn.Module):
 
     def forward(self, x: Tensor, pad: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         if self.training:
-            rows = x[mask] if mask is not None else x.reshape(-1, x.shape[-1])  # (N, C)
-            var, mean = torch.var_mean(rows, dim=0, correction=0)
+            # Weighted sums as (1, N) @ (N, C) products: on CPU several times faster than
+            # var_mean over x[mask] (a reduction along rows, plus an indexed copy).
+            rows = x.reshape(-1, x.shape[-1])  # (N, C)
+            if mask is None:
+                weights = rows.new_ones(1, rows.shape[0])
+            else:
+                weights = mask.reshape(1, -1).to(rows.dtype)  # (1, N)
+            n = int(weights.sum())
+            mean = (weights @ rows).squeeze(0) / n  # (C,)
+            var = (weights @ (rows - mean).square()).squeeze(0) / n  # (C,)
             with torch.no_grad():
-                n = rows.shape[0]
                 unbiased = var * (n / max(n - 1, 1))
                 self.running_mean.lerp_(mean, self.momentum)
                 self.running_var.lerp_(unbiased, self.momentum)
@@ -206,6 +213,17 @@ class MaskedBatchNorm(nn.Module):
             mean, var = self.running_mean, self.running_var
         scale, shift = self.scale_shift(mean, var)
         return x * scale + shift, pad * scale + shift
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, with its CPU mask drawn by torch.rand instead of bernoulli_: the same
+    distribution, about 3x faster on CPU, where bernoulli_ was 14% of a training step."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return F.dropout(x, self.p, self.training)
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype)  # 1 with probability 1 - p
+        return x * keep.mul_(1.0 / (1.0 - self.p))
 
 
 class NameDropout(nn.Module):
@@ -249,11 +267,11 @@ class Level(nn.Module):
         self.bn = (
             MaskedBatchNorm(width, config.bn_eps, config.bn_momentum) if config.batchnorm else None
         )
-        self.dropout: nn.Dropout | NameDropout | None = None
+        self.dropout: Dropout | NameDropout | None = None
         if config.dropout and config.dropout_mask == "name":
             self.dropout = NameDropout(config.dropout)
         elif config.dropout:
-            self.dropout = nn.Dropout(config.dropout)
+            self.dropout = Dropout(config.dropout)
 
     def forward(
         self, x: Tensor, pad: Tensor, mask: Tensor | None, offsets: Tensor | None = None
@@ -280,11 +298,11 @@ class WaveNet(nn.Module):
         head_positions = config.head_positions
         self.hpe = nn.Embedding(head_positions, config.n_hidden) if head_positions else None
         self.residual_drop = (
-            nn.Dropout(config.residual_dropout)
+            Dropout(config.residual_dropout)
             if config.dropout_path == "split" and config.residual_dropout
             else None
         )
-        self.input_drop = nn.Dropout(config.input_dropout) if config.input_dropout else None
+        self.input_drop = Dropout(config.input_dropout) if config.input_dropout else None
         kernels, dilations = config.kernels, config.dilations
         dims = [config.n_embd] + [config.n_hidden] * len(kernels)
         self.levels = nn.ModuleList(
@@ -295,7 +313,7 @@ class WaveNet(nn.Module):
         self.head_hidden = (
             nn.Linear(config.n_hidden, config.head_hidden) if config.head_hidden else None
         )
-        self.head_drop = nn.Dropout(config.head_dropout) if config.head_dropout else None
+        self.head_drop = Dropout(config.head_dropout) if config.head_dropout else None
         self.lm_head = nn.Linear(config.head_hidden or config.n_hidden, config.vocab_size)
         self.reset_parameters()
 

@@ -144,6 +144,43 @@ def test_train_mode_uses_batch_statistics_and_updates_running_ones() -> None:
     assert torch.equal(frozen, model.levels[0].bn.running_mean)
 
 
+def test_masked_batchnorm_matches_var_mean_over_the_real_positions() -> None:
+    """The weighted-sum statistics equal var_mean over the masked rows, gradients too."""
+    from model.wavenet import MaskedBatchNorm
+
+    torch.manual_seed(0)
+    x = (torch.randn(5, 7, 12) * 3 + 1).requires_grad_()
+    mask = torch.rand(5, 7) > 0.3
+    bn = MaskedBatchNorm(12, eps=1e-5, momentum=0.1).train()
+    with torch.no_grad():
+        bn.weight.normal_()
+        bn.bias.normal_()
+    out, _ = bn(x, torch.zeros(12), mask)
+    var, mean = torch.var_mean(x[mask], dim=0, correction=0)
+    expected = (x - mean) / torch.sqrt(var + 1e-5) * bn.weight + bn.bias
+    torch.testing.assert_close(out[mask], expected[mask])
+    n = int(mask.sum())
+    torch.testing.assert_close(bn.running_mean, 0.1 * mean.detach())
+    torch.testing.assert_close(bn.running_var, 0.9 + 0.1 * var.detach() * n / (n - 1))
+    grad = torch.randn_like(x) * mask.unsqueeze(-1)
+    (mine,) = torch.autograd.grad(out, x, grad)
+    (theirs,) = torch.autograd.grad(expected, x, grad)
+    torch.testing.assert_close(mine, theirs)
+
+
+def test_dropout_keeps_the_mean_and_drops_p() -> None:
+    from model.wavenet import Dropout
+
+    drop = Dropout(0.35).train()
+    torch.manual_seed(0)
+    out = drop(torch.ones(200, 500))
+    assert out.unique().tolist() == pytest.approx([0.0, 1.0 / 0.65])
+    assert abs(float((out == 0).float().mean()) - 0.35) < 0.01
+    assert abs(float(out.mean()) - 1.0) < 0.02
+    assert not torch.equal(out, drop(torch.ones(200, 500)))  # a fresh mask per call
+    assert torch.equal(drop.eval()(torch.ones(3, 4)), torch.ones(3, 4))
+
+
 def test_config_round_trip_and_validation() -> None:
     cfg = WaveNetConfig(n_embd=8, kernel_sizes=(3, 2))
     assert WaveNetConfig.from_dict(cfg.to_dict()) == cfg
