@@ -14,13 +14,14 @@ batch was compacted.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.wavenet import Level, WaveNet, activate
+from model.wavenet import GroupLayerNorm, Level, WaveNet, activate
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class FoldedLevel:
     dilation: int
     width: int  # W: the conv's output width (2H for gated levels)
     gated: bool
+    norm: GroupLayerNorm | None = None  # LayerNorm does not fold: applied to each step
+
+    def activation(self, h: Tensor) -> Tensor:
+        """The level's output from its pre-activation (B, W) or (W,)."""
+        if self.norm is not None:
+            h = self.norm(h)
+        return activate(h, self.gated)
 
     @property
     def span(self) -> int:
@@ -56,7 +64,9 @@ class FoldedLevel:
         C = w.shape[1] // k
         blocks = [w[:, (k - 1 - m) * C : (k - m) * C].t() for m in range(k)]  # offset m*d
         bias = torch.cat([b, b.new_zeros((k - 1) * W)])
-        return cls(torch.cat(blocks, dim=1).contiguous(), bias, k, conv.dilation, W, level.gated)
+        weight = torch.cat(blocks, dim=1).contiguous()
+        norm = None if level.ln is None else copy.deepcopy(level.ln).requires_grad_(False)
+        return cls(weight, bias, k, conv.dilation, W, level.gated, norm)
 
     def pre_activation(self, y: Tensor, ring: Tensor, t: int) -> Tensor:
         """The newest input's part of y (B, k*W) plus the parts of older inputs now due."""
@@ -111,7 +121,7 @@ class IncrementalWaveNet:
             y = self.first_table[0] if i == 0 else torch.addmm(lvl.bias, x[None], lvl.weight)[0]
             projections.append(y)
             h = y.view(lvl.kernel, lvl.width).sum(dim=0)  # every tap sees the same input
-            x = self._combine(x, activate(h, lvl.gated))
+            x = self._combine(x, lvl.activation(h))
         return projections
 
     def _combine(self, x: Tensor, z: Tensor) -> Tensor:
@@ -139,7 +149,8 @@ class IncrementalWaveNet:
             y = first if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
             h = lvl.pre_activation(y, ring, t)
             # pre-activations that are fresh tensors take tanh in place (no allocation)
-            z = h.tanh_() if lvl.span and not lvl.gated else activate(h, lvl.gated)
+            fresh = lvl.span and not lvl.gated and lvl.norm is None
+            z = h.tanh_() if fresh else lvl.activation(h)
             x = self._combine(x, z)  # without residuals this is just z
             if self.skip:
                 skip = z if skip is None else skip + z

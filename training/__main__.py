@@ -50,6 +50,8 @@ HELP = {
     "head_positions": "the same, added to what the head reads (the skip sum), so the "
     "end-of-name decision sees the length directly; 0 for none (WaveNet)",
     "batchnorm": "BatchNorm after every convolution",
+    "layernorm": "LayerNorm after every convolution instead (with --no-batchnorm): each "
+    "position normalized over its own channels, the same in training and serving (WaveNet)",
     "n_layers": "LSTM layers",
     "lowercase": "lowercase names while loading",
     "on_bad": "a line with a character outside a-z: 'error' (quote it and stop) or 'skip'",

@@ -39,6 +39,7 @@ class TrainConfig:
     max_positions: int = 0  # WaveNet only
     head_positions: int = 0  # WaveNet only
     batchnorm: bool = True
+    layernorm: bool = False  # WaveNet only, with batchnorm False
     n_layers: int = 2  # LSTM only
     # data
     lowercase: bool = True
@@ -144,6 +145,7 @@ class TrainConfig:
             max_positions=self.max_positions,
             head_positions=self.head_positions,
             batchnorm=self.batchnorm,
+            layernorm=self.layernorm,
         )
 
     def lr_at(self, step: int, elapsed_s: float = 0.0) -> float:

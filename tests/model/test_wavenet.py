@@ -188,6 +188,8 @@ def test_config_round_trip_and_validation() -> None:
     assert WaveNetConfig.from_dict(overlapping.to_dict()) == overlapping
     with pytest.raises(ValueError):
         WaveNetConfig(kernel_sizes=())
+    with pytest.raises(ValueError, match="layernorm replaces BatchNorm"):
+        WaveNetConfig(layernorm=True)  # batchnorm is on by default
     with pytest.raises(ValueError):
         WaveNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
 
@@ -220,6 +222,8 @@ OPTION_CONFIGS = [
         "dropout": 0.2,
     },
     {"dropout": 0.3, "dropout_mask": "name", "residual": True, "skip": True, "gated": True},
+    {"batchnorm": False, "layernorm": True, "gated": True, "residual": True, "skip": True},
+    {"batchnorm": False, "layernorm": True, "kernel_sizes": (3, 2), "dropout": 0.2},
 ]
 NO_DROPOUT = {"dropout": 0.0, "residual_dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
 
@@ -233,6 +237,9 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
             if positions is not None:
                 positions.weight.normal_(std=0.5)
         for level in model.levels:
+            if level.ln is not None:  # ones and zeros at init would hide a missing affine
+                level.ln.weight.uniform_(0.5, 1.5)
+                level.ln.bias.normal_(std=0.3)
             if level.bn is not None:
                 level.bn.running_mean.normal_(std=0.3)
                 level.bn.running_var.uniform_(0.5, 2.0)
