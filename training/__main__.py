@@ -81,6 +81,8 @@ HELP = {
     "distill_s": "time cap of distillation in seconds, taken out of time-budget-s; 0: none",
     "distill_lr": "distillation's peak learning rate (cosine to 0)",
     "distill_samples": "dropout predictions averaged into each distillation target",
+    "distill_truth": "weight of the true next character, mixed into each distillation "
+    "target (knowledge distillation's usual mix); 0: the dropout ensemble alone",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
     "diagnostics": "record activation, gradient and update-ratio health into OUT/diagnostics "

@@ -73,6 +73,7 @@ class TrainConfig:
     distill_s: float = 0.0
     distill_lr: float = 3e-4
     distill_samples: int = 1  # dropout predictions averaged into each batch's target
+    distill_truth: float = 0.0  # weight of the true next character in each target
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
@@ -101,6 +102,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.distill_steps < 0 or self.distill_s < 0 or not self.distill_lr > 0:
             raise ValueError("distill_steps and distill_s must be >= 0, distill_lr positive")
+        if not 0.0 <= self.distill_truth < 1.0:
+            raise ValueError(f"distill_truth must be in [0, 1), got {self.distill_truth}")
         if self.distill_samples < 1:
             raise ValueError(f"distill_samples must be at least 1, got {self.distill_samples}")
         if self.time_budget_s > 0 and self.distill_s >= self.time_budget_s:

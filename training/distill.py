@@ -55,12 +55,14 @@ def distill(
     steps: int,
     lr: float,
     samples: int = 1,
+    truth: float = 0.0,
     time_budget_s: float = 0.0,
     eval_every: int = 0,
     on_eval: Callable[[int], None] | None = None,
 ) -> int:
     """Fine-tune `model` in place, deterministic, toward its own dropout predictions as
-    they are now (the mean of `samples` dropout predictions per batch). Cosine learning
+    they are now (the mean of `samples` dropout predictions per batch; with `truth` > 0,
+    that mean mixed with the one-hot true next character at weight `truth`). Cosine learning
     rate from `lr` to 0 over `steps` or `time_budget_s` (whichever is further along).
     `on_eval(step)` runs every `eval_every` steps (0: never) and after the last step,
     with the model in eval mode. Returns the steps taken."""
@@ -82,6 +84,9 @@ def distill(
         with torch.no_grad():
             draws = [predictions(teacher, batch).softmax(-1) for _ in range(samples)]
             target = torch.stack(draws).mean(dim=0)  # (N, V)
+            if truth:
+                true_next = F.one_hot(batch[1][batch[1] >= 0], target.shape[-1])
+                target = torch.lerp(target, true_next.to(target.dtype), truth)
         log_probs = F.log_softmax(predictions(model, batch), dim=-1)  # (N, V)
         loss = -(target * log_probs).sum(dim=-1).mean()
         optimizer.zero_grad(set_to_none=True)

@@ -200,6 +200,7 @@ def distill_best(
         steps=cfg.distill_steps,
         lr=cfg.distill_lr,
         samples=cfg.distill_samples,
+        truth=cfg.distill_truth,
         time_budget_s=time_budget_s,
         eval_every=cfg.eval_interval,
         on_eval=judge,
