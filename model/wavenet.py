@@ -59,6 +59,10 @@ class WaveNetConfig:
     # shared by all its positions (variational dropout, Gal and Ghahramani 2016): a
     # dropped channel is gone for the whole name, so no neighbour can stand in for it.
     dropout_mask: Literal["position", "name"] = "position"
+    # > 0: a second dropout on the same outputs, one mask per name at this rate, on top of
+    # `dropout`'s masks (per-name masks favour the end of a name, per-position ones its
+    # characters; this takes some of each).
+    name_dropout: float = 0.0
     batchnorm: bool = True
     # LayerNorm instead (batchnorm False): each position normalized over its own channels
     # (the filter and gate halves apart), the same in training and eval. BatchNorm's running
@@ -97,7 +101,13 @@ class WaveNetConfig:
         for name in ("vocab_size", "n_embd", "n_hidden", "stacks"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("dropout", "residual_dropout", "input_dropout", "head_dropout"):
+        for name in (
+            "dropout",
+            "name_dropout",
+            "residual_dropout",
+            "input_dropout",
+            "head_dropout",
+        ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.head_hidden < 0:
@@ -299,6 +309,7 @@ class Level(nn.Module):
             self.dropout = NameDropout(config.dropout)
         elif config.dropout:
             self.dropout = Dropout(config.dropout)
+        self.name_dropout = NameDropout(config.name_dropout) if config.name_dropout else None
 
     def forward(
         self, x: Tensor, pad: Tensor, mask: Tensor | None, offsets: Tensor | None = None
@@ -313,8 +324,12 @@ class Level(nn.Module):
     def drop(self, z: Tensor, names: Tensor | None) -> Tensor:
         """The level's output as the later levels and the head see it while training."""
         if isinstance(self.dropout, NameDropout):
-            return cast(Tensor, self.dropout(z, names))
-        return z if self.dropout is None else cast(Tensor, self.dropout(z))
+            z = cast(Tensor, self.dropout(z, names))
+        elif self.dropout is not None:
+            z = cast(Tensor, self.dropout(z))
+        if self.name_dropout is not None:
+            z = cast(Tensor, self.name_dropout(z, names))
+        return z
 
 
 class WaveNet(nn.Module):
@@ -383,7 +398,8 @@ class WaveNet(nn.Module):
             x = self.input_drop(x)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
         names = None  # each position's name within its row, for masks shared by a name
-        if offsets is not None and self.training and self.config.dropout_mask == "name":
+        per_name = self.config.dropout_mask == "name" or self.config.name_dropout > 0
+        if offsets is not None and self.training and per_name:
             names = torch.cumsum(offsets == 0, dim=1) - 1  # (B, T)
         skip = None
         for level in cast("Iterable[Level]", self.levels):

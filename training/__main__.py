@@ -39,6 +39,8 @@ HELP = {
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
     "dropout_mask": "position: a fresh dropout mask at every position; name: one mask per "
     "name, shared by its positions (variational dropout; WaveNet)",
+    "name_dropout": "a second dropout on every level's output, one mask per name at this "
+    "rate, on top of --dropout's (WaveNet)",
     "dropout_path": "both: dropped level outputs feed the residual stream and the skip sum "
     "(one mask); split: the skip sum gets dropout, the residual stream residual-dropout "
     "(WaveNet)",

@@ -32,6 +32,7 @@ class TrainConfig:
     head_hidden: int = 0
     dropout: float = 0.0
     dropout_mask: Literal["position", "name"] = "position"  # WaveNet only
+    name_dropout: float = 0.0  # WaveNet only
     dropout_path: Literal["both", "split"] = "both"  # WaveNet only
     residual_dropout: float = 0.0  # WaveNet, dropout_path "split" only
     input_dropout: float = 0.0  # WaveNet only
@@ -141,6 +142,7 @@ class TrainConfig:
             head_hidden=self.head_hidden,
             dropout=self.dropout,
             dropout_mask=self.dropout_mask,
+            name_dropout=self.name_dropout,
             dropout_path=self.dropout_path,
             residual_dropout=self.residual_dropout,
             input_dropout=self.input_dropout,

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from model import IGNORE_INDEX, WaveNet, WaveNetConfig
+from model.wavenet import Level
 
 
 # -- the lecture's layers, written independently ---------------------------------------
@@ -223,9 +224,16 @@ OPTION_CONFIGS = [
     },
     {"dropout": 0.3, "dropout_mask": "name", "residual": True, "skip": True, "gated": True},
     {"batchnorm": False, "layernorm": True, "gated": True, "residual": True, "skip": True},
+    {"dropout": 0.2, "name_dropout": 0.2, "residual": True, "skip": True, "gated": True},
     {"batchnorm": False, "layernorm": True, "kernel_sizes": (3, 2), "dropout": 0.2},
 ]
-NO_DROPOUT = {"dropout": 0.0, "residual_dropout": 0.0, "input_dropout": 0.0, "head_dropout": 0.0}
+NO_DROPOUT = {
+    "dropout": 0.0,
+    "name_dropout": 0.0,
+    "residual_dropout": 0.0,
+    "input_dropout": 0.0,
+    "head_dropout": 0.0,
+}
 
 
 def option_model(options: dict, seed: int = 0) -> WaveNet:
@@ -337,6 +345,25 @@ def test_dropouts_act_only_while_training() -> None:
         assert not torch.allclose(model(idx)[0], model(idx)[0])
     with pytest.raises(ValueError, match="input_dropout"):
         WaveNetConfig(input_dropout=1.0)
+
+
+def test_name_dropout_adds_a_per_name_mask_to_the_per_position_one() -> None:
+    """name_dropout: a level's output gets its per-position mask and, on top, one mask per
+    name; with dropout 0 only the per-name one."""
+    offsets = torch.tensor([[0, 1, 2, 0, 1, 2, 3]] * 256)  # two names a row
+    names = torch.cumsum(offsets == 0, dim=1) - 1
+    alone = Level(8, WaveNetConfig(n_hidden=8, name_dropout=0.5), 2, 1).train()
+    out = alone.drop(torch.ones(256, 7, 8), names)
+    for name in range(2):
+        within = out[:, names[0] == name]
+        assert torch.equal(within, within[:, :1].expand_as(within))
+    both = Level(8, WaveNetConfig(n_hidden=8, dropout=0.2, name_dropout=0.5), 2, 1).train()
+    out = both.drop(torch.ones(256, 7, 8), names)
+    assert out.unique().tolist() == pytest.approx([0.0, 1 / (0.8 * 0.5)])
+    assert abs(float((out == 0).float().mean()) - (1 - 0.8 * 0.5)) < 0.02
+    first = out[:, names[0] == 0]  # positions of a name differ: the per-position masks
+    assert not torch.equal(first, first[:, :1].expand_as(first))
+    assert torch.equal(both.eval().drop(torch.ones(2, 3, 8), None), torch.ones(2, 3, 8))
 
 
 def test_name_dropout_keeps_one_mask_per_name() -> None:
