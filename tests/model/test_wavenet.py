@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from model import IGNORE_INDEX, WaveNet, WaveNetConfig
-from model.wavenet import Level
+from model.wavenet import Dropout, Level, MaskedBatchNorm, NameDropout
 
 
 # -- the lecture's layers, written independently ---------------------------------------
@@ -147,8 +147,6 @@ def test_train_mode_uses_batch_statistics_and_updates_running_ones() -> None:
 
 def test_masked_batchnorm_matches_var_mean_over_the_real_positions() -> None:
     """The weighted-sum statistics equal var_mean over the masked rows, gradients too."""
-    from model.wavenet import MaskedBatchNorm
-
     torch.manual_seed(0)
     x = (torch.randn(5, 7, 12) * 3 + 1).requires_grad_()
     mask = torch.rand(5, 7) > 0.3
@@ -170,8 +168,6 @@ def test_masked_batchnorm_matches_var_mean_over_the_real_positions() -> None:
 
 
 def test_dropout_keeps_the_mean_and_drops_p() -> None:
-    from model.wavenet import Dropout
-
     drop = Dropout(0.35).train()
     torch.manual_seed(0)
     out = drop(torch.ones(200, 500))
@@ -369,8 +365,6 @@ def test_name_dropout_adds_a_per_name_mask_to_the_per_position_one() -> None:
 def test_name_dropout_keeps_one_mask_per_name() -> None:
     """dropout_mask "name": every position of a name sees the same mask (packed rows hold
     several names, each with its own), a fresh one per call; eval mode drops nothing."""
-    from model.wavenet import NameDropout
-
     drop = NameDropout(0.5).train()
     offsets = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, 4]] * 64)  # three names a row
     names = torch.cumsum(offsets == 0, dim=1) - 1
