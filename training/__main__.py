@@ -76,6 +76,8 @@ HELP = {
     "time_budget_s": "stop after this many seconds of training (0: no limit); the lr "
     "schedule then follows whichever of steps or time is further along",
     "grad_clip": "clip the gradient norm to this; 0 disables",
+    "consistency": "R-Drop: each batch twice, plus this weight times the symmetric KL between "
+    "the two dropout samples' predictions (about 2x the step cost); 0: off",
     "ema_decay": "evaluate and save an exponential moving average of the weights with this "
     "decay (e.g. 0.999); 0 uses the raw weights",
     "distill_steps": "after training, up to this many steps of dropout distillation: the "

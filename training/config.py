@@ -66,6 +66,9 @@ class TrainConfig:
     time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
     # then runs on whichever of steps or time is further along
     grad_clip: float = 0.0  # 0 disables
+    # > 0: R-Drop (training/consistency.py): each batch twice, with this weight on the
+    # symmetric KL between the two dropout samples' predictions (about 2x the step cost)
+    consistency: float = 0.0
     ema_decay: float = 0.0  # > 0: evaluate and save a moving average of the weights
     # Dropout distillation (training/distill.py), after the main phase: fine-tune the best
     # weights, used without dropout, toward their own predictions with dropout. Up to
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.distill_steps < 0 or self.distill_s < 0 or not self.distill_lr > 0:
             raise ValueError("distill_steps and distill_s must be >= 0, distill_lr positive")
+        if self.consistency < 0:
+            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if not 0.0 <= self.distill_truth < 1.0:
             raise ValueError(f"distill_truth must be in [0, 1), got {self.distill_truth}")
         if self.distill_samples < 1:

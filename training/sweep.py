@@ -12,6 +12,9 @@ is rewritten, ranked by val loss: `RESULTS/<stem>.md` and `.csv`, and the valida
 of all runs on one plot, `RESULTS/<stem>.png`.
 
 `--only NAME --out DIR` trains that one row from scratch into DIR and touches no table.
+`--record NAME --out DIR` adds the finished run in DIR to the tables as row NAME (replacing
+a row of that name; the plot, drawn from the runs' histories, is left as it is): a row
+trained on its own, or on another machine, joins the table without rerunning the rest.
 The last line reads `sweep: best=<name> params=<int> val=<float> test=<float>
 seconds=<float>` over the file's finished rows.
 """
@@ -116,9 +119,23 @@ def result_row(row: Row, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_results(
-    stem: str, results: list[dict[str, Any]], histories: dict[str, Any], results_dir: Path
-) -> None:
+def read_results(stem: str, results_dir: Path) -> list[dict[str, Any]]:
+    """The rows of a results table written by `write_tables` (none if there is none)."""
+    path = results_dir / f"{stem}.csv"
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for column in ("params", "steps"):
+            r[column] = int(r[column])
+        for column in ("train", "val", "test", "seconds"):
+            r[column] = float(r[column])
+        r["reference_val"] = float(r["reference_val"]) if r["reference_val"] else ""
+    return rows
+
+
+def write_tables(stem: str, results: list[dict[str, Any]], results_dir: Path) -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     ranked = sorted(results, key=lambda r: r["val"])
     with open(results_dir / f"{stem}.csv", "w", newline="", encoding="utf-8") as f:
@@ -131,6 +148,11 @@ def write_results(
         lines.append("| " + " | ".join(cells) + " |")
     (results_dir / f"{stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
+
+def write_results(
+    stem: str, results: list[dict[str, Any]], histories: dict[str, Any], results_dir: Path
+) -> None:
+    write_tables(stem, results, results_dir)
     plots.plot_val_curves(histories, results_dir / f"{stem}.png", title=stem)
 
 
@@ -165,6 +187,13 @@ def summary_line(results: list[dict[str, Any]]) -> str:
     )
 
 
+def find_row(parser: argparse.ArgumentParser, path: Path, name: str) -> Row:
+    rows = {r.name: r for r in load_rows(path)}
+    if name not in rows:
+        parser.error(f"no run named {name!r} in {path}")
+    return rows[name]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__)
     parser.add_argument("file", type=Path, help="TOML file of named runs")
@@ -181,16 +210,30 @@ def main(argv: list[str] | None = None) -> int:
         help="where the tables and the plot go",
     )
     parser.add_argument("--only", help="train only this row, from scratch, into --out")
-    parser.add_argument("--out", type=Path, help="checkpoint directory for --only")
+    parser.add_argument(
+        "--record", help="add the finished run in --out to the tables as this row; no training"
+    )
+    parser.add_argument("--out", type=Path, help="checkpoint directory for --only or --record")
     args = parser.parse_args(argv)
     try:
-        if args.only:
+        if args.only and args.record:
+            parser.error("give --only or --record, not both")
+        if args.record:
+            if args.out is None:
+                parser.error("--record needs --out")
+            row = find_row(parser, args.file, args.record)
+            meta = finished_metrics(args.out)
+            if meta is None:
+                parser.error(f"{args.out} holds no finished run")
+            kept = [
+                r for r in read_results(args.file.stem, args.results_dir) if r["name"] != row.name
+            ]
+            results = [*kept, result_row(row, meta)]
+            write_tables(args.file.stem, results, args.results_dir)
+        elif args.only:
             if args.out is None:
                 parser.error("--only needs --out")
-            rows = {r.name: r for r in load_rows(args.file)}
-            if args.only not in rows:
-                parser.error(f"no run named {args.only!r} in {args.file}")
-            row = rows[args.only]
+            row = find_row(parser, args.file, args.only)
             shutil.rmtree(args.out, ignore_errors=True)
             train(row.config(args.out))
             meta = finished_metrics(args.out)

@@ -34,6 +34,7 @@ from model.device import pick_device
 from model.lstm import CharLSTM
 from training.averaging import WeightAverage
 from training.config import TrainConfig
+from training.consistency import rdrop_loss
 from training.corpus import Corpus, load_corpus
 from training.data import Batch, EncodedNames, forward, split_names
 from training.diagnostics import Diagnostics
@@ -318,8 +319,12 @@ def train(
         batch = next_batch(windows)
         watch = diag is not None and (step + 1) % diagnose_every == 0
         with diag.capture() if watch and diag is not None else contextlib.nullcontext():
-            _, loss = forward(model, batch)
-            assert loss is not None
+            if cfg.consistency > 0:
+                loss, cross_entropy = rdrop_loss(model, batch, cfg.consistency)
+            else:
+                _, loss = forward(model, batch)
+                assert loss is not None
+                cross_entropy = loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
         if cfg.grad_clip > 0:
@@ -330,7 +335,7 @@ def train(
             average.update()
         step += 1
 
-        loss_value = loss.item()
+        loss_value = cross_entropy.item()
         if diag is not None:
             if watch:
                 report_health(diag.record(step, lr, before, lr / cfg.lr), step, cfg, bar)

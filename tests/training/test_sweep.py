@@ -1,4 +1,4 @@
-"""The experiment harness: tables, plot, --only, and resuming after a real kill."""
+"""The experiment harness: tables, plot, --only, --record, and resuming after a real kill."""
 
 from __future__ import annotations
 
@@ -113,6 +113,44 @@ def test_only_trains_one_row_into_out(small_corpus: Path, tmp_path: Path) -> Non
     path = sweep_file(tmp_path, small_corpus)
     assert run(path, tmp_path, "--only", "fast", "--out", str(tmp_path / "one")) == 0
     assert (tmp_path / "one" / "meta.json").exists()
+    assert not (tmp_path / "results").exists()
+
+
+def test_record_adds_a_separately_trained_row_to_the_table(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sweep_file(tmp_path, small_corpus)
+    assert run(path, tmp_path) == 0
+    with open(tmp_path / "results" / "tiny.csv") as f:
+        before = {r["name"]: r for r in csv.DictReader(f)}
+    one = tmp_path / "one"
+    assert run(path, tmp_path, "--only", "fast", "--out", str(one)) == 0
+    (tmp_path / "runs").rename(tmp_path / "gone")  # the other rows' runs are not needed
+
+    assert run(path, tmp_path, "--record", "fast", "--out", str(one)) == 0
+    with open(tmp_path / "results" / "tiny.csv") as f:
+        after = list(csv.DictReader(f))
+    assert [r["name"] for r in after].count("fast") == 1  # replaced, not added twice
+    assert {r["name"]: r for r in after}["slow-lstm"] == before["slow-lstm"]  # kept as it was
+    vals = [float(r["val"]) for r in after]
+    assert vals == sorted(vals)
+    assert (
+        f"{float(before['fast']['reference_val'])}"
+        in (tmp_path / "results" / "tiny.md").read_text()
+    )
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    best = min(after, key=lambda r: float(r["val"]))
+    assert last.startswith(f"sweep: best={best['name']} params={best['params']} val=")
+
+
+def test_record_refuses_an_unfinished_run(
+    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = sweep_file(tmp_path, small_corpus)
+    with pytest.raises(SystemExit) as exit_info:
+        run(path, tmp_path, "--record", "fast", "--out", str(tmp_path / "nothing"))
+    assert exit_info.value.code == 2
+    assert "holds no finished run" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 
