@@ -322,9 +322,9 @@ def train(
             if cfg.consistency > 0:
                 loss, cross_entropy = rdrop_loss(model, batch, cfg.consistency)
             else:
-                _, loss = forward(model, batch)
-                assert loss is not None
-                cross_entropy = loss
+                _, plain_loss = forward(model, batch)
+                assert plain_loss is not None
+                loss = cross_entropy = plain_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
         if cfg.grad_clip > 0:
