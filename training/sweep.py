@@ -218,9 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.only and args.record:
             parser.error("give --only or --record, not both")
+        if (args.only or args.record) and args.out is None:
+            parser.error(f"--{'only' if args.only else 'record'} needs --out")
         if args.record:
-            if args.out is None:
-                parser.error("--record needs --out")
             row = find_row(parser, args.file, args.record)
             meta = finished_metrics(args.out)
             if meta is None:
@@ -231,8 +231,6 @@ def main(argv: list[str] | None = None) -> int:
             results = [*kept, result_row(row, meta)]
             write_tables(args.file.stem, results, args.results_dir)
         elif args.only:
-            if args.out is None:
-                parser.error("--only needs --out")
             row = find_row(parser, args.file, args.only)
             shutil.rmtree(args.out, ignore_errors=True)
             train(row.config(args.out))

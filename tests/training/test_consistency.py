@@ -10,6 +10,7 @@ import torch
 from model import WaveNet
 from model.checkpoint import load_checkpoint
 from tests.training.test_distill import CONFIG, names_batch
+from tests.training.test_trainer import tiny
 from training.config import TrainConfig
 from training.consistency import doubled, rdrop_loss
 from training.data import forward
@@ -61,10 +62,9 @@ def test_training_with_it_makes_dropout_samples_agree() -> None:
 
 
 def test_trainer_option_trains_and_is_validated(small_corpus: Path, tmp_path: Path) -> None:
-    cfg = TrainConfig(
-        corpus=str(small_corpus),
-        out=str(tmp_path / "ckpt"),
-        n_embd=8,
+    cfg = tiny(
+        small_corpus,
+        tmp_path / "ckpt",
         n_hidden=16,
         gated=True,
         residual=True,
@@ -75,8 +75,6 @@ def test_trainer_option_trains_and_is_validated(small_corpus: Path, tmp_path: Pa
         steps=30,
         eval_interval=15,
         consistency=1.0,
-        progress=False,
-        threads=1,
     )
     result = train(cfg)
     assert load_checkpoint(result.out).meta["training"]["config"]["consistency"] == 1.0
