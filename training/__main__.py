@@ -21,6 +21,7 @@ CHOICES = {
     "on_bad": ["error", "skip"],
     "schedule": ["cosine", "step", "constant"],
     "device": ["auto", "cpu", "cuda", "mps"],
+    "distill_target": ["ensemble", "ends"],
 }
 HELP = {
     "corpus": "text file, one name per line",
@@ -87,6 +88,8 @@ HELP = {
     "distill_samples": "dropout predictions averaged into each distillation target",
     "distill_truth": "weight of the true next character, mixed into each distillation "
     "target (knowledge distillation's usual mix); 0: the dropout ensemble alone",
+    "distill_target": "ensemble: learn the dropout ensemble's prediction; ends: only its "
+    "P(end), with the characters in the deterministic teacher's proportions",
     "eval_interval": "evaluate on the full validation set every this many steps",
     "patience": "stop after this many evaluations without improvement; 0 disables",
     "diagnostics": "record activation, gradient and update-ratio health into OUT/diagnostics "

@@ -13,6 +13,7 @@ ModelKind = Literal["wavenet", "lstm"]
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["cosine", "step", "constant"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+DistillTarget = Literal["ensemble", "ends"]
 
 
 @dataclass
@@ -78,6 +79,9 @@ class TrainConfig:
     distill_lr: float = 3e-4
     distill_samples: int = 1  # dropout predictions averaged into each batch's target
     distill_truth: float = 0.0  # weight of the true next character in each target
+    # "ensemble": the target is the dropout ensemble's prediction. "ends": only its P(end);
+    # the characters keep the deterministic teacher's odds (see training/distill.py).
+    distill_target: DistillTarget = "ensemble"
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
@@ -110,6 +114,10 @@ class TrainConfig:
             raise ValueError(f"consistency must be >= 0, got {self.consistency}")
         if not 0.0 <= self.distill_truth < 1.0:
             raise ValueError(f"distill_truth must be in [0, 1), got {self.distill_truth}")
+        if self.distill_target not in ("ensemble", "ends"):
+            raise ValueError(
+                f"distill_target must be 'ensemble' or 'ends', got {self.distill_target!r}"
+            )
         if self.distill_samples < 1:
             raise ValueError(f"distill_samples must be at least 1, got {self.distill_samples}")
         if self.time_budget_s > 0 and self.distill_s >= self.time_budget_s:

@@ -14,6 +14,11 @@ dropout on. A few dropout samples per batch are enough (even one: cross-entropy 
 a random target distribution is minimised by its mean, the ensemble's prediction; more
 samples only make the target less noisy). The teacher is frozen; the student starts
 from its weights; the model keeps its size and its cost.
+
+`ends_only`: the dropout ensemble is not better everywhere. With R-Drop at dropout 0.25,
+8 averaged masks score val ends 0.726 against 0.772 deterministically, but the characters
+2.1086 against 2.1024. This target takes P(end) from the ensemble and shares the rest
+among the characters in the proportions the deterministic teacher gives them.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from torch import Tensor
 from model.checkpoint import LanguageModel
 from model.wavenet import MaskedBatchNorm
 from training.data import Batch, forward
+
+END = 0  # the boundary token's id: as a target, the end of a name
 
 
 def with_dropout_only(model: LanguageModel) -> LanguageModel:
@@ -48,6 +55,16 @@ def predictions(model: LanguageModel, batch: Batch) -> Tensor:
     return logits[batch[1] >= 0]
 
 
+def with_end_of(source: Tensor, probs: Tensor) -> Tensor:
+    """`probs` (N, V) with P(end) taken from `source`, the characters rescaled to the rest."""
+    end = source[:, END : END + 1]  # (N, 1)
+    chars = probs.clone()
+    chars[:, END] = 0.0
+    chars = chars * ((1.0 - end) / chars.sum(dim=-1, keepdim=True).clamp_min(1e-12))
+    chars[:, END : END + 1] = end
+    return chars
+
+
 def distill(
     model: LanguageModel,
     batches: Iterator[Batch],
@@ -56,18 +73,22 @@ def distill(
     lr: float,
     samples: int = 1,
     truth: float = 0.0,
+    ends_only: bool = False,
     time_budget_s: float = 0.0,
     eval_every: int = 0,
     on_eval: Callable[[int], None] | None = None,
 ) -> int:
     """Fine-tune `model` in place, deterministic, toward its own dropout predictions as
     they are now (the mean of `samples` dropout predictions per batch; with `truth` > 0,
-    that mean mixed with the one-hot true next character at weight `truth`). Cosine learning
+    that mean mixed with the one-hot true next character at weight `truth`; with
+    `ends_only`, that mean's P(end) and the deterministic teacher's odds between the
+    characters). Cosine learning
     rate from `lr` to 0 over `steps` or `time_budget_s` (whichever is further along).
     `on_eval(step)` runs every `eval_every` steps (0: never) and after the last step,
     with the model in eval mode. Returns the steps taken."""
     teacher = with_dropout_only(copy.deepcopy(model))
     teacher.requires_grad_(False)
+    plain_teacher = copy.deepcopy(model).eval().requires_grad_(False) if ends_only else None
     model.eval()  # the student: exactly the model that will be served
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     started, step, last_eval = time.perf_counter(), 0, 0
@@ -84,6 +105,8 @@ def distill(
         with torch.no_grad():
             draws = [predictions(teacher, batch).softmax(-1) for _ in range(samples)]
             target = torch.stack(draws).mean(dim=0)  # (N, V)
+            if plain_teacher is not None:
+                target = with_end_of(target, predictions(plain_teacher, batch).softmax(-1))
             if truth:
                 true_next = F.one_hot(batch[1][batch[1] >= 0], target.shape[-1])
                 target = torch.lerp(target, true_next.to(target.dtype), truth)

@@ -202,6 +202,7 @@ def distill_best(
         lr=cfg.distill_lr,
         samples=cfg.distill_samples,
         truth=cfg.distill_truth,
+        ends_only=cfg.distill_target == "ends",
         time_budget_s=time_budget_s,
         eval_every=cfg.eval_interval,
         on_eval=judge,
