@@ -55,6 +55,10 @@ class WaveNetConfig:
     skip: bool = False  # the head reads the sum of every level's output
     head_hidden: int = 0  # > 0: a ReLU hidden layer of this width before the logits
     dropout: float = 0.0  # on every level's output, while training
+    # One rate per level (stacks included) instead of `dropout` at every level: the upper
+    # levels carry what the end of a name needs from far back, and each level's dropout
+    # compounds along that path.
+    level_dropout: tuple[float, ...] = field(default=())
     # "position": a fresh dropout mask at every position. "name": one mask per name,
     # shared by all its positions (variational dropout, Gal and Ghahramani 2016): a
     # dropped channel is gone for the whole name, so no neighbour can stand in for it.
@@ -88,6 +92,7 @@ class WaveNetConfig:
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
         self.dilations_override = tuple(int(d) for d in self.dilations_override)
+        self.level_dropout = tuple(float(p) for p in self.level_dropout)
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, got {self.kernel_sizes}")
         if self.dilations_override and (
@@ -110,6 +115,14 @@ class WaveNetConfig:
         ):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.level_dropout and (
+            len(self.level_dropout) != len(self.kernels)
+            or not all(0.0 <= p < 1.0 for p in self.level_dropout)
+        ):
+            raise ValueError(
+                f"level_dropout must give one rate in [0, 1) per level "
+                f"({len(self.kernels)}), got {self.level_dropout}"
+            )
         if self.head_hidden < 0:
             raise ValueError(f"head_hidden must be >= 0, got {self.head_hidden}")
         if self.layernorm and self.batchnorm:
@@ -132,6 +145,11 @@ class WaveNetConfig:
         return self.kernel_sizes * self.stacks
 
     @property
+    def dropouts(self) -> tuple[float, ...]:
+        """Dropout rate of every level's output."""
+        return self.level_dropout or (self.dropout,) * len(self.kernels)
+
+    @property
     def dilations(self) -> tuple[int, ...]:
         ks = self.kernel_sizes
         tree = tuple(math.prod(ks[:i]) for i in range(len(ks)))
@@ -146,6 +164,7 @@ class WaveNetConfig:
         d = asdict(self)
         d["kernel_sizes"] = list(self.kernel_sizes)
         d["dilations_override"] = list(self.dilations_override)
+        d["level_dropout"] = list(self.level_dropout)
         return d
 
     @classmethod
@@ -293,7 +312,9 @@ class Level(nn.Module):
     Returns the level's activation; dropout, residual and skip sums are the model's
     business (dropout_path decides which paths see the dropped output)."""
 
-    def __init__(self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int) -> None:
+    def __init__(
+        self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int, dropout: float
+    ) -> None:
         super().__init__()
         self.gated = config.gated
         width = config.n_hidden * (2 if config.gated else 1)
@@ -305,10 +326,10 @@ class Level(nn.Module):
         groups = 2 if config.gated else 1
         self.ln = GroupLayerNorm(width, groups, config.bn_eps) if config.layernorm else None
         self.dropout: Dropout | NameDropout | None = None
-        if config.dropout and config.dropout_mask == "name":
-            self.dropout = NameDropout(config.dropout)
-        elif config.dropout:
-            self.dropout = Dropout(config.dropout)
+        if dropout and config.dropout_mask == "name":
+            self.dropout = NameDropout(dropout)
+        elif dropout:
+            self.dropout = Dropout(dropout)
         self.name_dropout = NameDropout(config.name_dropout) if config.name_dropout else None
 
     def forward(
@@ -350,8 +371,8 @@ class WaveNet(nn.Module):
         kernels, dilations = config.kernels, config.dilations
         dims = [config.n_embd] + [config.n_hidden] * len(kernels)
         self.levels = nn.ModuleList(
-            Level(dims[i], config, k, d)
-            for i, (k, d) in enumerate(zip(kernels, dilations, strict=True))
+            Level(dims[i], config, k, d, p)
+            for i, (k, d, p) in enumerate(zip(kernels, dilations, config.dropouts, strict=True))
         )
         # The WaveNet paper's head is ReLU, 1x1, ReLU, 1x1; the lecture's a single Linear.
         self.head_hidden = (

@@ -23,6 +23,7 @@ CHOICES = {
     "device": ["auto", "cpu", "cuda", "mps"],
     "distill_target": ["ensemble", "ends"],
 }
+FLOAT_LISTS = {"level_dropout"}  # the other list options are of ints
 HELP = {
     "corpus": "text file, one name per line",
     "out": "checkpoint directory to write (created; the best weights end up here)",
@@ -38,6 +39,8 @@ HELP = {
     "skip": "skip connections: the head reads the sum of every level's output",
     "head_hidden": "width of a ReLU hidden layer before the logits; 0 for none",
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
+    "level_dropout": "one dropout rate per level instead of --dropout at every level, "
+    "e.g. 0.45 0.4 0.3 0.2 (WaveNet)",
     "dropout_mask": "position: a fresh dropout mask at every position; name: one mask per "
     "name, shared by its positions (variational dropout; WaveNet)",
     "name_dropout": "a second dropout on every level's output, one mask per name at this "
@@ -121,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["action"] = argparse.BooleanOptionalAction
             kwargs["default"] = default
         elif isinstance(default, tuple):
-            kwargs.update(nargs="*", type=int, default=list(default))
+            element = float if f.name in FLOAT_LISTS else int
+            kwargs.update(nargs="*", type=element, default=list(default))
         else:
             kwargs.update(type=type(default), default=default)
         if f.name in CHOICES:

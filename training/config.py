@@ -32,6 +32,7 @@ class TrainConfig:
     skip: bool = False
     head_hidden: int = 0
     dropout: float = 0.0
+    level_dropout: tuple[float, ...] = ()  # WaveNet only; one rate per level for dropout's
     dropout_mask: Literal["position", "name"] = "position"  # WaveNet only
     name_dropout: float = 0.0  # WaveNet only
     dropout_path: Literal["both", "split"] = "both"  # WaveNet only
@@ -97,6 +98,7 @@ class TrainConfig:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
         self.dilations = tuple(int(d) for d in self.dilations)
         self.decay_steps = tuple(int(s) for s in self.decay_steps)
+        self.level_dropout = tuple(float(p) for p in self.level_dropout)
         for name in ("batch_size", "steps", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -154,6 +156,7 @@ class TrainConfig:
             skip=self.skip,
             head_hidden=self.head_hidden,
             dropout=self.dropout,
+            level_dropout=self.level_dropout,
             dropout_mask=self.dropout_mask,
             name_dropout=self.name_dropout,
             dropout_path=self.dropout_path,
@@ -185,6 +188,7 @@ class TrainConfig:
         d["kernel_sizes"] = list(self.kernel_sizes)
         d["dilations"] = list(self.dilations)
         d["decay_steps"] = list(self.decay_steps)
+        d["level_dropout"] = list(self.level_dropout)
         return d
 
     @classmethod

@@ -343,17 +343,39 @@ def test_dropouts_act_only_while_training() -> None:
         WaveNetConfig(input_dropout=1.0)
 
 
+def test_level_dropout_gives_each_level_its_rate() -> None:
+    """level_dropout sets each level's rate (stacks included); eval mode is the plain
+    model; a rate per level is required, each in [0, 1)."""
+    model = option_model({"level_dropout": (0.5, 0.0, 0.25), "dropout": 0.9})
+    rates = [None if lv.dropout is None else lv.dropout.p for lv in model.levels]
+    assert rates == [0.5, None, 0.25]
+    out = model.levels[0].train().drop(torch.ones(64, 5, 16), None)
+    assert abs(float((out == 0).float().mean()) - 0.5) < 0.03
+    plain = option_model(NO_DROPOUT)
+    plain.load_state_dict(model.state_dict())
+    idx = torch.randint(1, 27, (4, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(idx)[0], plain.eval()(idx)[0])
+    config = WaveNetConfig(kernel_sizes=(2, 2), stacks=2, level_dropout=(0.1, 0.2, 0.3, 0.4))
+    assert config.dropouts == (0.1, 0.2, 0.3, 0.4)
+    assert WaveNetConfig.from_dict(config.to_dict()) == config
+    assert WaveNetConfig(kernel_sizes=(2, 2), dropout=0.3).dropouts == (0.3, 0.3)
+    for bad in ((0.1, 0.2), (0.1, 0.2, 1.0)):
+        with pytest.raises(ValueError, match="level_dropout"):
+            WaveNetConfig(kernel_sizes=(2, 2, 2), level_dropout=bad)
+
+
 def test_name_dropout_adds_a_per_name_mask_to_the_per_position_one() -> None:
     """name_dropout: a level's output gets its per-position mask and, on top, one mask per
     name; with dropout 0 only the per-name one."""
     offsets = torch.tensor([[0, 1, 2, 0, 1, 2, 3]] * 256)  # two names a row
     names = torch.cumsum(offsets == 0, dim=1) - 1
-    alone = Level(8, WaveNetConfig(n_hidden=8, name_dropout=0.5), 2, 1).train()
+    alone = Level(8, WaveNetConfig(n_hidden=8, name_dropout=0.5), 2, 1, 0.0).train()
     out = alone.drop(torch.ones(256, 7, 8), names)
     for name in range(2):
         within = out[:, names[0] == name]
         assert torch.equal(within, within[:, :1].expand_as(within))
-    both = Level(8, WaveNetConfig(n_hidden=8, dropout=0.2, name_dropout=0.5), 2, 1).train()
+    both = Level(8, WaveNetConfig(n_hidden=8, dropout=0.2, name_dropout=0.5), 2, 1, 0.2).train()
     out = both.drop(torch.ones(256, 7, 8), names)
     assert out.unique().tolist() == pytest.approx([0.0, 1 / (0.8 * 0.5)])
     assert abs(float((out == 0).float().mean()) - (1 - 0.8 * 0.5)) < 0.02

@@ -12,6 +12,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from tests.conftest import REPO
+from training.__main__ import build_parser
 from training.__main__ import main as cli_main
 from training.config import TrainConfig
 from training.trainer import train
@@ -123,6 +124,16 @@ def test_cli_reports_bad_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[st
     bad.write_text("emma\nzo3y\n")
     assert cli_main(["--corpus", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "bad.txt:2: character '3'" in capsys.readouterr().err
+
+
+def test_cli_reads_rates_per_level_as_floats() -> None:
+    args = vars(
+        build_parser().parse_args(["--corpus", "c", "--out", "o", "--level-dropout", "0.45", "0.2"])
+    )
+    cfg = TrainConfig(**args)
+    assert cfg.level_dropout == (0.45, 0.2)
+    assert cfg.to_dict()["level_dropout"] == [0.45, 0.2]
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
 
 
 def test_training_writes_diagnostics_and_plots(small_corpus: Path, tmp_path: Path) -> None:
