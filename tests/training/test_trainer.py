@@ -130,6 +130,7 @@ def test_cli_reads_rates_per_level_as_floats() -> None:
     args = vars(
         build_parser().parse_args(["--corpus", "c", "--out", "o", "--level-dropout", "0.45", "0.2"])
     )
+    del args["resume"], args["diagnose"]  # run options, not config fields (as in main)
     cfg = TrainConfig(**args)
     assert cfg.level_dropout == (0.45, 0.2)
     assert cfg.to_dict()["level_dropout"] == [0.45, 0.2]
