@@ -200,7 +200,11 @@ def plot_val_curves(
             )
             drawn = True
     if drawn:
-        ax.legend(fontsize=8)
+        # Beside the axes, in columns of at most 20: a sweep of dozens of runs would
+        # otherwise hide its own curves under the legend.
+        columns = math.ceil(sum(1 for h in histories.values() if h) / 20)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns)
+        fig.set_size_inches(9 + 2.5 * columns, 4.5)
     else:
         _no_data(ax, "finished runs")
     return _save(fig, out_png)
