@@ -189,7 +189,7 @@ def plot_val_curves(
     fig, ax = _new_axes(
         f"{title}: validation loss during training", "training time (s)", "validation loss"
     )
-    drawn = False
+    drawn = 0
     for name, history in histories.items():
         if history:
             ax.plot(
@@ -198,11 +198,11 @@ def plot_val_curves(
                 label=name,
                 marker=".",
             )
-            drawn = True
+            drawn += 1
     if drawn:
         # Beside the axes, in columns of at most 20: a sweep of dozens of runs would
         # otherwise hide its own curves under the legend.
-        columns = math.ceil(sum(1 for h in histories.values() if h) / 20)
+        columns = math.ceil(drawn / 20)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=columns)
         fig.set_size_inches(9 + 2.5 * columns, 4.5)
     else:
