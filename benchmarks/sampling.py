@@ -32,7 +32,8 @@ import torch.nn.functional as F
 
 from model import WaveNet
 from model.checkpoint import load_checkpoint
-from model.sampling import IncrementalWaveNet, SamplingParams, sample
+from model.incremental import IncrementalWaveNet
+from model.sampling import SamplingParams, sample
 
 MAX_LENGTH = 32
 

@@ -16,7 +16,8 @@ import torch
 
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.device import pick_device
-from model.sampling import IncrementalWaveNet, SampleJob, SamplingParams, sample_jobs
+from model.incremental import IncrementalWaveNet
+from model.sampling import SampleJob, SamplingParams, sample_jobs
 from model.scoring import NameScore, score_names
 from model.wavenet import WaveNet
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import Checkpoint
 from model.engine import Engine, GenerateRequest
-from model.sampling import IncrementalWaveNet, SamplingParams, filter_logits, sample
+from model.incremental import IncrementalWaveNet
+from model.sampling import SamplingParams, filter_logits, sample
 from model.scoring import score_names
 from tests.model.test_wavenet import OPTION_CONFIGS, option_model
 
