@@ -1,5 +1,5 @@
-"""Paste the experiment tables (experiments/results/<stem>.md) into the README between
-`<!-- <stem>-table -->` markers, so the README always shows what the sweeps wrote."""
+"""Paste the experiment tables (experiments/results/<stem>.md) into experiments/README.md
+between `<!-- <stem>-table -->` markers, so the log always shows what the sweeps wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    readme = REPO / "README.md"
+    readme = REPO / "experiments" / "README.md"
     text = readme.read_text(encoding="utf-8")
     for table in sorted((REPO / "experiments" / "results").glob("*.md")):
         start, end = f"<!-- {table.stem}-table -->", f"<!-- /{table.stem}-table -->"

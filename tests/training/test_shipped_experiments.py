@@ -22,7 +22,7 @@ FILES = sorted(EXPERIMENTS.glob("*.toml"))
 
 
 def readme_table(stem: str) -> str:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    readme = (EXPERIMENTS / "README.md").read_text(encoding="utf-8")
     start, end = f"<!-- {stem}-table -->\n", f"<!-- /{stem}-table -->"
     assert start in readme, f"README has no {start.strip()} block"
     return readme.split(start, 1)[1].split(end, 1)[0]
