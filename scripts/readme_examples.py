@@ -17,10 +17,13 @@ The first fenced block is the request: one `curl` command (-X, -H, -d as curl re
 the host and port are replaced by the server's). Everything after it, up to the closing
 marker, is the response: JSON laid out one item a line where a line allows, numbers to 6
 significant digits (which also keeps the check steady across CPUs); any other body as
-text. A /generate example needs a "seed", or it could not repeat.
+text. `<!-- example fields: a b -->` shows only those top-level fields of a JSON answer
+(for answers too long to show whole, such as /model's). A /generate example needs a
+"seed", or it could not repeat.
 
     <!-- table settings [field ...] -->   the NAMEGEN_* settings (app/config.py), all or some
     <!-- table request /generate -->      a request body's fields, from the OpenAPI schema
+    <!-- table metrics -->                 the Prometheus metrics (app/metrics.py)
     <!-- /table -->
 
 By default the script checks: it starts the service on the shipped checkpoint
@@ -45,10 +48,10 @@ from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
 REPO = Path(__file__).resolve().parents[1]
-WIDTH = 92  # longest rendered line, indentation included
+WIDTH = 96  # longest rendered line, indentation included
 FIX = "run `python scripts/readme_examples.py --write` and review the diff"
 
-EXAMPLE = re.compile(r"(<!-- example -->\n)(.*?)(<!-- /example -->)", re.S)
+EXAMPLE = re.compile(r"(<!-- example( fields: [^>]*?)? -->\n)(.*?)(<!-- /example -->)", re.S)
 TABLE = re.compile(r"(<!-- table ([^>]*?) -->\n)(.*?)(<!-- /table -->)", re.S)
 FENCE = re.compile(r"```[^\n]*\n(.*?)```\n", re.S)
 
@@ -105,28 +108,38 @@ def rounded(value: Any) -> Any:
 
 def layout(value: Any, indent: int = 0, used: int = 0) -> str:
     """JSON that stays on one line when it fits in WIDTH (`used` columns of the first line
-    are taken), else one member a line; a list of short items fills its lines like text."""
+    are taken); else one member a line, except that short scalar members, and the items of
+    a list of short items, share lines like words in a paragraph."""
     flat = json.dumps(value, ensure_ascii=False)
     if max(indent, used) + len(flat) <= WIDTH or not isinstance(value, dict | list) or not value:
         return flat
-    pad, inner = " " * indent, " " * (indent + 2)
+    inner = " " * (indent + 2)
+    parts: list[tuple[str, bool]] = []  # (text, may share its line)
     if isinstance(value, dict):
-        members = []
         for k, v in value.items():
-            key = f"{inner}{json.dumps(k)}: "
-            members.append(key + layout(v, indent + 2, len(key)))
-        return "{\n" + ",\n".join(members) + f"\n{pad}}}"
-    items = [json.dumps(v, ensure_ascii=False) for v in value]
-    if len(items) > 1 and max(len(item) for item in items) <= (WIDTH - indent) // 2:
-        lines, line = [], ""
-        for item in items:
-            if line and len(inner) + len(line) + len(item) + 3 > WIDTH:
-                lines.append(line + ",")
-                line = ""
-            line += (", " if line else "") + item
-        lines.append(line)
-        return "[\n" + "\n".join(inner + line for line in lines) + f"\n{pad}]"
-    return "[\n" + ",\n".join(inner + layout(v, indent + 2) for v in value) + f"\n{pad}]"
+            key = f"{json.dumps(k)}: "
+            text = key + layout(v, indent + 2, indent + 2 + len(key))
+            parts.append((text, not isinstance(v, dict | list) and "\n" not in text))
+        brackets = "{}"
+    else:
+        items = [json.dumps(v, ensure_ascii=False) for v in value]
+        short = max(len(item) for item in items) <= (WIDTH - indent) // 2
+        parts = (
+            [(item, True) for item in items]
+            if short
+            else [(layout(v, indent + 2), False) for v in value]
+        )
+        brackets = "[]"
+    lines: list[str] = []
+    shared = False  # whether the last line may take more parts
+    for text, share in parts:
+        if lines and shared and share and len(inner) + len(lines[-1]) + len(text) + 3 <= WIDTH:
+            lines[-1] += ", " + text
+        else:
+            lines.append(text)
+        shared = share
+    body = ",\n".join(inner + line for line in lines)
+    return f"{brackets[0]}\n{body}\n{' ' * indent}{brackets[1]}"
 
 
 def render_response(content_type: str, text: str) -> str:
@@ -135,8 +148,11 @@ def render_response(content_type: str, text: str) -> str:
     return f"```text\n{text.rstrip()}\n```\n"
 
 
-def run_example(block: str, send: Callable[[Request], tuple[str, str]]) -> str:
-    """An example block with its response block rewritten from the server's answer."""
+def run_example(
+    block: str, send: Callable[[Request], tuple[str, str]], fields: list[str] | None = None
+) -> str:
+    """An example block with its response block rewritten from the server's answer (only
+    the top-level `fields` of a JSON answer, when given)."""
     first = FENCE.search(block)
     if first is None:
         raise ValueError(f"an example has no request block: {block[:80]!r}")
@@ -144,6 +160,12 @@ def run_example(block: str, send: Callable[[Request], tuple[str, str]]) -> str:
     if request.path.startswith("/generate") and '"seed"' not in (request.body or ""):
         raise ValueError(f"a /generate example needs a seed to repeat: {first.group(1)!r}")
     content_type, text = send(request)
+    if fields:
+        answer = json.loads(text)
+        text = json.dumps({name: answer[name] for name in fields if name in answer})
+        missing = [name for name in fields if name not in answer]
+        if missing:
+            raise ValueError(f"{request.path} answered without {missing}")
     return block[: first.end()] + render_response(content_type, text)
 
 
@@ -214,10 +236,23 @@ def request_table(schema: dict[str, Any], path: str) -> str:
     return "\n".join(rows) + "\n"
 
 
+def metrics_table() -> str:
+    """The Prometheus metrics the service exports (app/metrics.py), as scraped."""
+    from app.metrics import Metrics
+
+    rows = ["| metric | type | meaning |", "| --- | --- | --- |"]
+    for metric in Metrics().registry.collect():
+        name = metric.name + ("_total" if metric.type == "counter" else "")
+        rows.append(f"| `{name}` | {metric.type} | {metric.documentation} |")
+    return "\n".join(rows) + "\n"
+
+
 def make_table(spec: str, openapi: Callable[[], dict[str, Any]]) -> str:
     kind, *args = spec.split()
     if kind == "settings":
         return settings_table(args)
+    if kind == "metrics" and not args:
+        return metrics_table()
     if kind == "request" and len(args) == 1:
         return request_table(openapi(), args[0])
     raise ValueError(f"unknown table {spec!r}")
@@ -226,7 +261,11 @@ def make_table(spec: str, openapi: Callable[[], dict[str, Any]]) -> str:
 def refresh(
     text: str, send: Callable[[Request], tuple[str, str]], openapi: Callable[[], dict[str, Any]]
 ) -> str:
-    text = EXAMPLE.sub(lambda m: m.group(1) + run_example(m.group(2), send) + m.group(3), text)
+    def example(m: re.Match[str]) -> str:
+        fields = m.group(2).removeprefix(" fields:").split() if m.group(2) else None
+        return m.group(1) + run_example(m.group(3), send, fields) + m.group(4)
+
+    text = EXAMPLE.sub(example, text)
     return TABLE.sub(lambda m: m.group(1) + make_table(m.group(2), openapi) + m.group(4), text)
 
 
@@ -277,6 +316,16 @@ def check_files(files: list[Path], base: str, write: bool = False) -> tuple[list
     return diffs, written
 
 
+def shipped_server() -> Any:
+    """The service on the shipped checkpoint, with none of the caller's NAMEGEN_ settings
+    that would change its answers (a LocalServer: use it in a `with`)."""
+    sys.path.insert(0, str(REPO))
+    from app.local_server import LocalServer
+
+    env = {"NAMEGEN_CHECKPOINT": str(REPO / "checkpoints" / "default"), "NAMEGEN_API_KEYS": ""}
+    return LocalServer(env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path, help="default: README.md, docs/*.md")
@@ -284,15 +333,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="a running server to ask instead of starting one")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from app.local_server import LocalServer
-
     files = [p.resolve() for p in args.files] or default_files()
     if args.base:
         diffs, written = check_files(files, args.base, args.write)
     else:
-        # the shipped checkpoint, and none of the caller's NAMEGEN_ settings that change answers
-        env = {"NAMEGEN_CHECKPOINT": str(REPO / "checkpoints" / "default"), "NAMEGEN_API_KEYS": ""}
-        with LocalServer(env) as server:
+        with shipped_server() as server:
             diffs, written = check_files(files, server.base, args.write)
     for path in written:
         print(f"readme_examples: rewrote {path}")
