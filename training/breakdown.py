@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from model import Vocab
-from model.checkpoint import LanguageModel, load_checkpoint
+from model.checkpoint import load_checkpoint
+from model.registry import LanguageModel
 from training.config import TrainConfig
-from training.data import EncodedNames, split_names
+from training.data import EncodedNames, prepare_data, split_names
 from training.distill import with_dropout_only
-from training.trainer import prepare_data
 
 END = 0  # the boundary token's id (model.vocab: id 0): as a target, the end of a name
 

@@ -1,52 +1,38 @@
-"""Everything a training run depends on, in one dataclass that is saved with the checkpoint."""
+"""Everything a training run depends on, in one dataclass that is saved with the checkpoint.
+
+The model's own configuration is nested, as the model defines it (model/registry.py);
+its vocab_size is set from the corpus's vocabulary when the run starts.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from model import WaveNetConfig
-from model.lstm import LSTMConfig
+from model.registry import MODEL_KINDS, ModelConfig, config_from_dict, kind_of
+from model.vocab import BOUNDARY
+from training.corpus import OnBad
 
-ModelKind = Literal["wavenet", "lstm"]
 Optimizer = Literal["adamw", "sgd"]
 Schedule = Literal["cosine", "step", "constant"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
-DistillTarget = Literal["ensemble", "ends"]
+# "names": whole names, every position a prediction. "windows": the lecture's batches,
+# one random (name, position) prediction per row. "packed": the same names as "names",
+# laid end to end in rows of 64 positions, so no time goes to padding (WaveNet only).
+BatchUnit = Literal["names", "windows", "packed"]
 
 
 @dataclass
 class TrainConfig:
     corpus: str
     out: str
-    # model
-    model: ModelKind = "wavenet"
-    n_embd: int = 24
-    n_hidden: int = 128
-    kernel_sizes: tuple[int, ...] = field(default=(2, 2, 2))
-    dilations: tuple[int, ...] = ()  # WaveNet only; empty: the lecture's tree
-    stacks: int = 1
-    gated: bool = False
-    residual: bool = False
-    skip: bool = False
-    head_hidden: int = 0
-    dropout: float = 0.0
-    level_dropout: tuple[float, ...] = ()  # WaveNet only; one rate per level for dropout's
-    dropout_mask: Literal["position", "name"] = "position"  # WaveNet only
-    name_dropout: float = 0.0  # WaveNet only
-    dropout_path: Literal["both", "split"] = "both"  # WaveNet only
-    residual_dropout: float = 0.0  # WaveNet, dropout_path "split" only
-    input_dropout: float = 0.0  # WaveNet only
-    head_dropout: float = 0.0  # WaveNet only
-    max_positions: int = 0  # WaveNet only
-    head_positions: int = 0  # WaveNet only
-    batchnorm: bool = True
-    layernorm: bool = False  # WaveNet only, with batchnorm False
-    n_layers: int = 2  # LSTM only
+    model: ModelConfig = field(default_factory=WaveNetConfig)
     # data
+    vocab: str = ""  # the characters names may hold; empty: those of the corpus
     lowercase: bool = True
-    on_bad: Literal["error", "skip"] = "error"
+    on_bad: OnBad = "error"
     keep_duplicates: bool = False  # the lecture's names.txt repeats 2,539 names and keeps them
     split_seed: int = 42
     # optimisation
@@ -60,17 +46,11 @@ class TrainConfig:
     decay_steps: tuple[int, ...] = ()  # "step" schedule: multiply lr by decay_factor at each
     decay_factor: float = 0.1
     batch_size: int = 128  # names (or windows) per step
-    # "names": whole names, every position a prediction. "windows": the lecture's batches,
-    # one random (name, position) prediction per row. "packed": the same names as "names",
-    # laid end to end in rows of 64 positions, so no time goes to padding (WaveNet only).
-    batch_unit: Literal["names", "windows", "packed"] = "names"
+    batch_unit: BatchUnit = "names"
     steps: int = 4000
     time_budget_s: float = 0.0  # > 0: stop after this much training time; the schedule
     # then runs on whichever of steps or time is further along
     grad_clip: float = 0.0  # 0 disables
-    # > 0: R-Drop (training/consistency.py): each batch twice, with this weight on the
-    # symmetric KL between the two dropout samples' predictions (about 2x the step cost)
-    consistency: float = 0.0
     ema_decay: float = 0.0  # > 0: evaluate and save a moving average of the weights
     # Dropout distillation (training/distill.py), after the main phase: fine-tune the best
     # weights, used without dropout, toward their own predictions with dropout. Up to
@@ -79,10 +59,6 @@ class TrainConfig:
     distill_s: float = 0.0
     distill_lr: float = 3e-4
     distill_samples: int = 1  # dropout predictions averaged into each batch's target
-    distill_truth: float = 0.0  # weight of the true next character in each target
-    # "ensemble": the target is the dropout ensemble's prediction. "ends": only its P(end);
-    # the characters keep the deterministic teacher's odds (see training/distill.py).
-    distill_target: DistillTarget = "ensemble"
     # evaluation and checkpoints
     eval_interval: int = 500
     patience: int = 0  # stop after this many evaluations without improvement; 0 disables
@@ -95,14 +71,15 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
-        self.dilations = tuple(int(d) for d in self.dilations)
         self.decay_steps = tuple(int(s) for s in self.decay_steps)
-        self.level_dropout = tuple(float(p) for p in self.level_dropout)
+        if not isinstance(self.model, tuple(MODEL_KINDS.values())):
+            raise ValueError(f"model must be one of {sorted(MODEL_KINDS)}'s configs")
         for name in ("batch_size", "steps", "eval_interval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_unit == "packed" and self.model != "wavenet":
+        if BOUNDARY in self.vocab:
+            raise ValueError(f"vocab must not hold {BOUNDARY!r}: it marks the ends of names")
+        if self.batch_unit == "packed" and not isinstance(self.model, WaveNetConfig):
             raise ValueError(
                 "batch_unit 'packed' needs a WaveNet (an LSTM would read across names)"
             )
@@ -112,14 +89,6 @@ class TrainConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.distill_steps < 0 or self.distill_s < 0 or not self.distill_lr > 0:
             raise ValueError("distill_steps and distill_s must be >= 0, distill_lr positive")
-        if self.consistency < 0:
-            raise ValueError(f"consistency must be >= 0, got {self.consistency}")
-        if not 0.0 <= self.distill_truth < 1.0:
-            raise ValueError(f"distill_truth must be in [0, 1), got {self.distill_truth}")
-        if self.distill_target not in ("ensemble", "ends"):
-            raise ValueError(
-                f"distill_target must be 'ensemble' or 'ends', got {self.distill_target!r}"
-            )
         if self.distill_samples < 1:
             raise ValueError(f"distill_samples must be at least 1, got {self.distill_samples}")
         if self.time_budget_s > 0 and self.distill_s >= self.time_budget_s:
@@ -135,39 +104,9 @@ class TrainConfig:
             return 0.0
         return self.time_budget_s - (self.distill_s if self.distill_steps else 0.0)
 
-    def model_config(self, vocab_size: int) -> WaveNetConfig | LSTMConfig:
-        if self.model == "lstm":
-            return LSTMConfig(
-                vocab_size=vocab_size,
-                n_embd=self.n_embd,
-                n_hidden=self.n_hidden,
-                n_layers=self.n_layers,
-                dropout=self.dropout,
-            )
-        return WaveNetConfig(
-            vocab_size=vocab_size,
-            n_embd=self.n_embd,
-            n_hidden=self.n_hidden,
-            kernel_sizes=self.kernel_sizes,
-            dilations_override=self.dilations,
-            stacks=self.stacks,
-            gated=self.gated,
-            residual=self.residual,
-            skip=self.skip,
-            head_hidden=self.head_hidden,
-            dropout=self.dropout,
-            level_dropout=self.level_dropout,
-            dropout_mask=self.dropout_mask,
-            name_dropout=self.name_dropout,
-            dropout_path=self.dropout_path,
-            residual_dropout=self.residual_dropout,
-            input_dropout=self.input_dropout,
-            head_dropout=self.head_dropout,
-            max_positions=self.max_positions,
-            head_positions=self.head_positions,
-            batchnorm=self.batchnorm,
-            layernorm=self.layernorm,
-        )
+    def with_vocab_size(self, vocab_size: int) -> TrainConfig:
+        """This config, its model sized for a vocabulary of `vocab_size` ids."""
+        return replace(self, model=replace(self.model, vocab_size=vocab_size))
 
     def lr_at(self, step: int, elapsed_s: float = 0.0) -> float:
         """Learning rate for optimizer step `step` (0-based), `elapsed_s` into training."""
@@ -184,17 +123,33 @@ class TrainConfig:
         return self.lr * (self.min_lr_ratio + (1.0 - self.min_lr_ratio) * cosine)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["kernel_sizes"] = list(self.kernel_sizes)
-        d["dilations"] = list(self.dilations)
+        """JSON-ready: the model as {"kind": ..., its fields}, tuples as lists."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["model"] = model_to_dict(self.model)
         d["decay_steps"] = list(self.decay_steps)
-        d["level_dropout"] = list(self.level_dropout)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
+        d = dict(d)
+        unknown = set(d) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
+        if "model" in d:
+            d["model"] = model_from_dict(d["model"])
         return cls(**d)
+
+
+def model_to_dict(config: ModelConfig) -> dict[str, Any]:
+    return {"kind": kind_of(config), **config.to_dict()}
+
+
+def model_from_dict(d: dict[str, Any]) -> ModelConfig:
+    """A model config from {"kind": ..., fields}; kind defaults to "wavenet"."""
+    if not isinstance(d, dict):
+        raise ValueError(f"model must be a table of model options, got {d!r}")
+    options = dict(d)
+    kind = options.pop("kind", "wavenet")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind must be one of {sorted(MODEL_KINDS)}, got {kind!r}")
+    return config_from_dict(kind, options)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import string
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-DEFAULT_ALLOWED = string.ascii_lowercase
+from model.vocab import BOUNDARY
+
 OnBad = Literal["error", "skip"]
+# Besides letters (of any alphabet, with their combining accents), what names are made of.
+NAME_PUNCTUATION = " -'\u2019"
+DEFAULT_RULE = "letters, inner spaces, hyphens and apostrophes"
 
 
 class CorpusError(ValueError):
@@ -28,20 +32,27 @@ class Corpus:
         return {"sha256": self.sha256, "lines": self.lines, "names": len(self.names)}
 
 
+def name_character(ch: str) -> bool:
+    """The default rule: a letter of any alphabet, a combining mark, or NAME_PUNCTUATION.
+    Digits, symbols and control characters are more likely mistakes than names."""
+    return ch in NAME_PUNCTUATION or unicodedata.category(ch)[0] in "LM"
+
+
 def load_corpus(
     path: str | Path,
     *,
     lowercase: bool = True,
-    allowed: str = DEFAULT_ALLOWED,
+    allowed: str | None = None,
     on_bad: OnBad = "error",
     keep_duplicates: bool = False,
 ) -> Corpus:
-    """Read names, one per line: trim whitespace, optionally lowercase, drop blank lines
-    and (unless keep_duplicates) repeats, keeping first-seen order.
+    """Read names, one per line: NFC-normalize (so an accented letter is one character
+    however the file spells it), trim whitespace at the ends, optionally lowercase, drop
+    blank lines and (unless keep_duplicates) repeats, keeping first-seen order.
 
-    A line with a character outside `allowed` is a CorpusError naming the line and the
-    character, or is skipped and counted with on_bad="skip". An empty or binary file is
-    a CorpusError.
+    A line with a character outside `allowed` (None: `name_character`), or holding the
+    boundary token '.', is a CorpusError naming the line and the character, or is
+    skipped and counted with on_bad="skip". An empty or binary file is a CorpusError.
     """
     path = Path(path)
     try:
@@ -56,25 +67,27 @@ def load_corpus(
         line = data[: e.start].count(b"\n") + 1
         raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x})") from e
 
-    allowed_set = set(allowed)
+    ok = name_character if allowed is None else set(allowed).__contains__
+    rule = DEFAULT_RULE if allowed is None else repr(allowed)
     names: list[str] = []
     seen: set[str] = set()
     lines = skipped = duplicates = 0
     for lineno, raw in enumerate(text.splitlines(), start=1):
         lines = lineno
-        name = raw.strip()
+        name = unicodedata.normalize("NFC", raw).strip()
         if lowercase:
             name = name.lower()
         if not name:
             continue
-        bad = next((ch for ch in name if ch not in allowed_set), None)
+        bad = next((ch for ch in name if ch == BOUNDARY or not ok(ch)), None)
         if bad is not None:
             if on_bad == "skip":
                 skipped += 1
                 continue
             raise CorpusError(
                 f"{path}:{lineno}: character {bad!r} in {name!r} is not allowed "
-                f"(allowed: {allowed!r}; use on_bad='skip' to skip such lines)"
+                f"(allowed: {rule}; '{BOUNDARY}' marks the ends of names; use on_bad='skip' "
+                "to skip such lines)"
             )
         if name in seen:
             duplicates += 1

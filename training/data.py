@@ -10,10 +10,13 @@ import torch
 from torch import Tensor
 
 from model import IGNORE_INDEX, Vocab, WaveNet
-from model.checkpoint import LanguageModel
+from model.registry import LanguageModel
 from model.scoring import encode_names
+from training.config import TrainConfig
+from training.corpus import Corpus, load_corpus
 
 Batch = tuple[Tensor, Tensor, Tensor | None]  # x, y, offsets (packed rows) or None
+PACKED_ROW = 64  # positions per row with batch_unit "packed"
 
 
 def forward(
@@ -124,3 +127,67 @@ class EncodedNames:
 
     def to(self, device: torch.device | str) -> EncodedNames:
         return EncodedNames(self.x.to(device), self.y.to(device), self.lengths.to(device))
+
+
+@dataclass
+class Splits:
+    train: EncodedNames
+    val: EncodedNames
+    test: EncodedNames
+    sizes: dict[str, int]
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Corpus, Vocab, Splits]:
+    """The corpus, its vocabulary (or `cfg.vocab`) and the encoded splits, on `device`."""
+    corpus = load_corpus(
+        cfg.corpus,
+        lowercase=cfg.lowercase,
+        allowed=cfg.vocab or None,
+        on_bad=cfg.on_bad,
+        keep_duplicates=cfg.keep_duplicates,
+    )
+    vocab = Vocab.from_names([cfg.vocab] if cfg.vocab else corpus.names)
+    train, val, test = split_names(corpus.names, seed=cfg.split_seed)
+    if not val or not test:
+        raise ValueError(f"corpus {cfg.corpus} is too small to split ({len(corpus.names)} names)")
+    sizes = {"train": len(train), "val": len(val), "test": len(test)}
+    train_e, val_e, test_e = (EncodedNames.build(s, vocab).to(device) for s in (train, val, test))
+    return corpus, vocab, Splits(train_e, val_e, test_e, sizes)
+
+
+class Batches:
+    """Random training batches of `cfg.batch_unit` from `data`, drawn with `rng`."""
+
+    def __init__(self, cfg: TrainConfig, data: EncodedNames, rng: torch.Generator) -> None:
+        self.cfg, self.data, self.rng = cfg, data, rng
+        self.windows = data.window_index() if cfg.batch_unit == "windows" else None
+        # packed rows: room for a few names each, and for the longest one
+        self.packed_row = max(PACKED_ROW, int(data.lengths.max()) + 1)
+
+    def next(self, *, windows: bool = True) -> Batch:
+        """A batch; with `windows` false, whole names even for batch_unit "windows"
+        (distillation's batches)."""
+        device, size = self.data.x.device, self.cfg.batch_size
+        if windows and self.windows is not None:
+            picks = torch.randint(len(self.windows), (size,), generator=self.rng)
+            return (*self.data.window_batch(self.windows[picks].to(device)), None)
+        rows = torch.randint(len(self.data), (size,), generator=self.rng).to(device)
+        if self.cfg.batch_unit == "packed":
+            return self.data.packed_batch(rows, self.packed_row)
+        return (*self.data.batch(rows), None)
+
+
+@torch.no_grad()
+def evaluate(model: LanguageModel, data: EncodedNames, batch_names: int = 4096) -> float:
+    """Mean loss per predicted character over the whole set, in eval mode."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for x, y in data.chunks(batch_names):
+        _, loss = model(x, y)
+        assert loss is not None
+        n = int((y >= 0).sum())
+        total += float(loss) * n
+        count += n
+    model.train(was_training)
+    return total / count

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,26 +25,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from model.wavenet import IGNORE_INDEX
-from training import plots
+from model import IGNORE_INDEX
+from training import health, plots
+from training.health import LayerCapture, Limits, finite, fmt
 
 DIAGNOSTICS_FILE = "diagnostics.jsonl"
 LOSSES_FILE = "losses.jsonl"
 MAX_HIST_VALUES = 100_000  # values kept per layer for its histograms
-TINY = 1e-12  # floor for divisors and log10 arguments, so every figure stays finite
-
-
-@dataclass
-class LayerCapture:
-    """What one captured step leaves of a layer: its statistics and histogram samples."""
-
-    act_mean: float | None  # None when not finite (a diverged step)
-    act_std: float | None
-    saturation: float
-    act_sample: Tensor  # CPU, float32, at most MAX_HIST_VALUES
-    grad_mean: float | None = None  # None until the backward pass reaches the layer
-    grad_std: float | None = None
-    grad_sample: Tensor | None = None
 
 
 class Diagnostics:
@@ -63,9 +49,7 @@ class Diagnostics:
     ) -> None:
         self.model = model
         self.out_dir = Path(out_dir)
-        self.saturation_threshold = saturation_threshold
-        self.saturation_warn = saturation_warn
-        self.ratio_low, self.ratio_high = ratio_low, ratio_high
+        self.limits = Limits(saturation_threshold, saturation_warn, ratio_low, ratio_high)
         self._active = False
         self._current: dict[str, LayerCapture] = {}  # filled by hooks during capture()
         self._mask: Tensor | None = None  # (B, T) real positions of the batch in flight
@@ -126,18 +110,17 @@ class Diagnostics:
             capture = self._current.get(name)
             if not self._active or capture is None:
                 return
-            g = _select(grad.detach(), mask)
-            capture.grad_mean, capture.grad_std = _mean_std(g)
+            g = health.select(grad.detach(), mask)
+            capture.grad_mean, capture.grad_std = health.mean_std(g)
             capture.grad_sample = self._sample(g)
 
         return hook
 
     def _measure_activation(self, x: Tensor, mask: Tensor | None) -> LayerCapture:
-        x = _select(x.detach(), mask)
-        mean, std = _mean_std(x)
-        saturated = (
-            float((x.abs() > self.saturation_threshold).float().mean()) if x.numel() else 0.0
-        )
+        x = health.select(x.detach(), mask)
+        mean, std = health.mean_std(x)
+        threshold = self.limits.saturation_threshold
+        saturated = float((x.abs() > threshold).float().mean()) if x.numel() else 0.0
         return LayerCapture(mean, std, saturated, self._sample(x))
 
     def _sample(self, t: Tensor) -> Tensor:
@@ -172,76 +155,26 @@ class Diagnostics:
         `lr_scale` is the learning rate's share of its peak: a schedule that decays the
         rate shrinks the updates on purpose, so the update-ratio bounds shrink with it, and
         below a tenth of the peak (a schedule's tail) update ratios are not judged."""
-        layers = [self._layer_entry(name, c) for name, c in self._current.items()]
-        entries = [self._param_entry(n, p, params_before) for n, p in self._weights()]
-        params = [p for p in entries if p is not None]
+        layers = [c.entry(name) for name, c in self._current.items()]
+        params = [
+            health.param_entry(n, p, params_before)
+            for n, p in self._weights()
+            if p.grad is not None
+        ]
         self.latest, self._current = self._current, {}
         self._append(DIAGNOSTICS_FILE, {"step": step, "lr": lr, "layers": layers, "params": params})
-        return self._layer_warnings(layers) + self._param_warnings(params, lr_scale)
-
-    def _layer_entry(self, name: str, c: LayerCapture) -> dict[str, Any]:
-        return {
-            "name": name,
-            "act_mean": c.act_mean,
-            "act_std": c.act_std,
-            "saturation": c.saturation,
-            "grad_mean": c.grad_mean,
-            "grad_std": c.grad_std,
-        }
-
-    def _param_entry(
-        self, name: str, p: nn.Parameter, before: dict[str, Tensor] | None
-    ) -> dict[str, Any] | None:
-        if p.grad is None:
-            return None
-        data_std = _std(p.detach())
-        update: float | None = None
-        if before is not None and name in before:
-            change = _std(p.detach() - before[name].to(p.device))
-            update = _finite(math.log10(max(change / max(data_std, TINY), TINY)))
-        return {
-            "name": name,
-            "shape": list(p.shape),
-            "grad_data_ratio": _finite(_std(p.grad) / max(data_std, TINY)),
-            "update_data_log10": update,
-        }
-
-    def _layer_warnings(self, layers: list[dict[str, Any]]) -> list[str]:
-        warnings = []
-        for layer in layers:
-            if layer["saturation"] > self.saturation_warn:
-                warnings.append(
-                    f"layer {layer['name']}: {layer['saturation']:.1%} of activations "
-                    f"saturated (|t| > {self.saturation_threshold:g})"
-                )
-            if any(layer[k] is None for k in ("act_mean", "act_std")):
-                warnings.append(f"layer {layer['name']}: activations are not finite")
-        return warnings
-
-    def _param_warnings(self, params: list[dict[str, Any]], lr_scale: float) -> list[str]:
-        judge_updates = lr_scale >= 0.1
-        shift = math.log10(max(lr_scale, TINY))
-        low, high = math.log10(self.ratio_low) + shift, math.log10(self.ratio_high) + shift
-        warnings = []
-        for p in params:
-            if p["grad_data_ratio"] is None:
-                warnings.append(f"param {p['name']}: gradient is not finite")
-            value = p["update_data_log10"]
-            if judge_updates and value is not None and not low <= value <= high:
-                warnings.append(
-                    f"param {p['name']}: update/data ratio 10^{value:.2f} is far from 1e-3 "
-                    f"(outside 10^[{low:.2f}, {high:.2f}] at {lr_scale:.2g} of the peak lr)"
-                )
-        return warnings
+        return health.layer_warnings(layers, self.limits) + health.param_warnings(
+            params, lr_scale, self.limits
+        )
 
     def log_losses(
         self, step: int, train_loss: float | None = None, val_loss: float | None = None
     ) -> None:
         """Append the step's losses to losses.jsonl (one line per loss given)."""
         if train_loss is not None:
-            self._append(LOSSES_FILE, {"step": step, "train_loss": _finite(train_loss)})
+            self._append(LOSSES_FILE, {"step": step, "train_loss": finite(train_loss)})
         if val_loss is not None:
-            self._append(LOSSES_FILE, {"step": step, "val_loss": _finite(val_loss)})
+            self._append(LOSSES_FILE, {"step": step, "val_loss": finite(val_loss)})
 
     def _append(self, filename: str, row: dict[str, Any]) -> None:
         # Opened per line so a crash loses at most the line being written.
@@ -257,7 +190,7 @@ class Diagnostics:
         acts = {
             name: plots.Histogram(
                 c.act_sample.numpy(),
-                f"{name}: mean {_fmt(c.act_mean, '+.2f')}, std {_fmt(c.act_std, '.2f')}, "
+                f"{name}: mean {fmt(c.act_mean, '+.2f')}, std {fmt(c.act_std, '.2f')}, "
                 f"saturated {c.saturation:.1%}",
             )
             for name, c in self.latest.items()
@@ -265,7 +198,7 @@ class Diagnostics:
         grads = {
             name: plots.Histogram(
                 c.grad_sample.numpy(),
-                f"{name}: mean {_fmt(c.grad_mean, '+.2e')}, std {_fmt(c.grad_std, '.2e')}",
+                f"{name}: mean {fmt(c.grad_mean, '+.2e')}, std {fmt(c.grad_std, '.2e')}",
             )
             for name, c in self.latest.items()
             if c.grad_sample is not None
@@ -305,33 +238,3 @@ def watch_points(model: nn.Module) -> list[WatchPoint]:
         else:
             points.append(WatchPoint(f"levels.{i}", level))
     return points
-
-
-# -- tensor helpers --------------------------------------------------------------------
-
-
-def _select(t: Tensor, mask: Tensor | None) -> Tensor:
-    # Padding after a name has ended is not part of the batch's statistics (nor of
-    # BatchNorm's): drop it so it does not dilute them.
-    return t[mask] if mask is not None else t
-
-
-def _std(t: Tensor) -> float:
-    # Population std: defined (zero) for one element, where the unbiased one is nan.
-    return float(t.float().std(correction=0)) if t.numel() else 0.0
-
-
-def _mean_std(t: Tensor) -> tuple[float | None, float | None]:
-    if not t.numel():
-        return 0.0, 0.0
-    std, mean = torch.std_mean(t.float(), correction=0)
-    return _finite(float(mean)), _finite(float(std))
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _finite(value: float) -> float | None:
-    """The value, or None (JSON null) when it is nan or infinite, as after a divergence."""
-    return value if math.isfinite(value) else None

@@ -15,10 +15,8 @@ a random target distribution is minimised by its mean, the ensemble's prediction
 samples only make the target less noisy). The teacher is frozen; the student starts
 from its weights; the model keeps its size and its cost.
 
-`ends_only`: the dropout ensemble is not better everywhere. With R-Drop at dropout 0.25,
-8 averaged masks score val ends 0.726 against 0.772 deterministically, but the characters
-2.1086 against 2.1024. This target takes P(end) from the ensemble and shares the rest
-among the characters in the proportions the deterministic teacher gives them.
+`distill_best` is the trainer's phase: it distills the best checkpoint of a run and keeps
+the student only if it scores better on val.
 """
 
 from __future__ import annotations
@@ -27,16 +25,19 @@ import copy
 import math
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
-from model.checkpoint import LanguageModel
-from model.wavenet import MaskedBatchNorm
-from training.data import Batch, forward
-
-END = 0  # the boundary token's id: as a target, the end of a name
+from model.checkpoint import load_checkpoint
+from model.layers import MaskedBatchNorm
+from model.registry import LanguageModel
+from training.config import TrainConfig
+from training.data import Batch, Splits, evaluate, forward
 
 
 def with_dropout_only(model: LanguageModel) -> LanguageModel:
@@ -55,16 +56,6 @@ def predictions(model: LanguageModel, batch: Batch) -> Tensor:
     return logits[batch[1] >= 0]
 
 
-def with_end_of(source: Tensor, probs: Tensor) -> Tensor:
-    """`probs` (N, V) with P(end) taken from `source`, the characters rescaled to the rest."""
-    end = source[:, END : END + 1]  # (N, 1)
-    chars = probs.clone()
-    chars[:, END] = 0.0
-    chars = chars * ((1.0 - end) / chars.sum(dim=-1, keepdim=True).clamp_min(1e-12))
-    chars[:, END : END + 1] = end
-    return chars
-
-
 def distill(
     model: LanguageModel,
     batches: Iterator[Batch],
@@ -72,23 +63,17 @@ def distill(
     steps: int,
     lr: float,
     samples: int = 1,
-    truth: float = 0.0,
-    ends_only: bool = False,
     time_budget_s: float = 0.0,
     eval_every: int = 0,
     on_eval: Callable[[int], None] | None = None,
 ) -> int:
     """Fine-tune `model` in place, deterministic, toward its own dropout predictions as
-    they are now (the mean of `samples` dropout predictions per batch; with `truth` > 0,
-    that mean mixed with the one-hot true next character at weight `truth`; with
-    `ends_only`, that mean's P(end) and the deterministic teacher's odds between the
-    characters). Cosine learning
+    they are now (the mean of `samples` dropout predictions per batch). Cosine learning
     rate from `lr` to 0 over `steps` or `time_budget_s` (whichever is further along).
     `on_eval(step)` runs every `eval_every` steps (0: never) and after the last step,
     with the model in eval mode. Returns the steps taken."""
     teacher = with_dropout_only(copy.deepcopy(model))
     teacher.requires_grad_(False)
-    plain_teacher = copy.deepcopy(model).eval().requires_grad_(False) if ends_only else None
     model.eval()  # the student: exactly the model that will be served
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     started, step, last_eval = time.perf_counter(), 0, 0
@@ -105,11 +90,6 @@ def distill(
         with torch.no_grad():
             draws = [predictions(teacher, batch).softmax(-1) for _ in range(samples)]
             target = torch.stack(draws).mean(dim=0)  # (N, V)
-            if plain_teacher is not None:
-                target = with_end_of(target, predictions(plain_teacher, batch).softmax(-1))
-            if truth:
-                true_next = F.one_hot(batch[1][batch[1] >= 0], target.shape[-1])
-                target = torch.lerp(target, true_next.to(target.dtype), truth)
         log_probs = F.log_softmax(predictions(model, batch), dim=-1)  # (N, V)
         loss = -(target * log_probs).sum(dim=-1).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -122,3 +102,43 @@ def distill(
     if on_eval is not None and step != last_eval:
         on_eval(step)  # the last weights
     return step
+
+
+def distill_best(
+    cfg: TrainConfig,
+    out: Path,
+    data: Splits,
+    best_val: float,
+    batches: Iterator[Batch],
+    save: Callable[[LanguageModel, float], None],
+    time_budget_s: float,
+) -> dict[str, Any]:
+    """Dropout distillation of the best checkpoint in `out`. The student replaces it (by
+    `save`) only if its val loss is lower; `out` is written once, at the end, so an
+    interrupted distillation restarts from the same teacher."""
+    student = load_checkpoint(out, device=data.train.x.device).model
+    best_state: dict[str, Tensor] | None = None
+    student_best = float("inf")
+
+    def judge(step: int) -> None:
+        nonlocal best_state, student_best
+        val = evaluate(student, data.val)
+        if val < student_best:
+            student_best = val
+            best_state = {k: v.detach().clone() for k, v in student.state_dict().items()}
+        tqdm.write(f"distill {step:>5} | val {val:.4f} | teacher {best_val:.4f}")
+
+    steps = distill(
+        student,
+        batches,
+        steps=cfg.distill_steps,
+        lr=cfg.distill_lr,
+        samples=cfg.distill_samples,
+        time_budget_s=time_budget_s,
+        eval_every=cfg.eval_interval,
+        on_eval=judge,
+    )
+    if best_state is not None and student_best < best_val:
+        student.load_state_dict(best_state)
+        save(student, student_best)
+    return {"steps": steps, "teacher_val": best_val, "val": min(student_best, best_val)}

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.checkpoint import LanguageModel
 from model.device import pick_device
+from model.registry import LanguageModel, build_model
 from training import plots
+from training.cli import add_model_flags, model_from_args
 from training.config import TrainConfig
 from training.corpus import CorpusError
-from training.data import EncodedNames
-from training.trainer import build_model, make_optimizer, prepare_data
+from training.data import EncodedNames, prepare_data
+from training.trainer import make_optimizer
 
 SMOOTHING = 0.9  # EMA of the loss; 0.98 (fastai's) lags too far behind a 200-step sweep
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times the best
@@ -66,8 +67,9 @@ def lr_range_test(
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
     _, vocab, data = prepare_data(cfg, device)
+    cfg = cfg.with_vocab_size(vocab.size)
     torch.manual_seed(cfg.seed)  # the trainer's initialisation
-    model = build_model(cfg, vocab.size).to(device)
+    model = build_model(cfg.model).to(device)
     optimizer = make_optimizer(model, cfg)
     schedule = [lr_min * (lr_max / lr_min) ** (i / (steps - 1)) for i in range(steps)]
     lrs, losses = sweep(model, optimizer, data.train, cfg, schedule)
@@ -160,15 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--lr-min", type=float, default=1e-5, help="rate of the first step")
     add("--lr-max", type=float, default=1.0, help="rate of the last step")
     add("--steps", type=int, default=200, help="optimizer steps of the sweep")
-    add("--n-embd", type=int, default=d.n_embd, help="character embedding width")
-    add("--n-hidden", type=int, default=d.n_hidden, help="hidden width of every level")
-    add(
-        "--kernel-sizes",
-        type=int,
-        nargs="*",
-        default=list(d.kernel_sizes),
-        help="kernel size per level, e.g. 2 2 2 (lecture's hierarchy) or 8 (flat MLP)",
-    )
+    add_model_flags(p)
     add("--optimizer", choices=["adamw", "sgd"], default=d.optimizer, help="optimizer")
     add("--momentum", type=float, default=d.momentum, help="SGD momentum")
     add("--batch-size", type=int, default=d.batch_size, help="names per step")
@@ -195,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     sweep = {k: args.pop(k) for k in ("lr_min", "lr_max", "steps")}
     try:
-        result = lr_range_test(TrainConfig(**args, progress=False), **sweep)
+        model = model_from_args(args)
+        result = lr_range_test(TrainConfig(model=model, **args, progress=False), **sweep)
     except (CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

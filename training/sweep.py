@@ -2,8 +2,9 @@
 
 The file has optional `[defaults]` (any training option) and `[[run]]` tables, each with a
 `name`, optional `notes` and `reference_val` (a published figure to compare with), and
-training options overriding the defaults. Relative paths are resolved against the TOML
-file's folder.
+training options overriding the defaults. Model options go in their own tables,
+`[defaults.model]` and `[run.model]` (with `kind = "wavenet"` or `"lstm"`; the run's keys
+override the defaults'). Relative paths are resolved against the TOML file's folder.
 
 Each run trains into `RUNS/<file stem>/<name>/` (a checkpoint directory). A run whose
 checkpoint holds final metrics is finished and skipped; a run found half-done (the sweep
@@ -55,10 +56,14 @@ class Row:
     name: str
     notes: str
     reference_val: float | None
-    options: dict[str, Any]  # TrainConfig fields except corpus/out
+    options: dict[str, Any]  # TrainConfig.from_dict's, except out
+
+    @property
+    def kind(self) -> str:
+        return str(self.options.get("model", {}).get("kind", "wavenet"))
 
     def config(self, out: Path) -> TrainConfig:
-        return TrainConfig(**{**self.options, "out": str(out)})
+        return TrainConfig.from_dict({**self.options, "out": str(out)})
 
 
 def load_rows(path: Path) -> list[Row]:
@@ -79,6 +84,12 @@ def load_rows(path: Path) -> list[Row]:
             raise ValueError(f"{path}: run name {name!r} appears twice")
         names.add(name)
         options = {k: v for k, v in entry.items() if k not in ROW_KEYS}
+        tables = [defaults.get("model", {}), raw.get("model", {})]
+        if not all(isinstance(t, dict) for t in tables):
+            raise ValueError(f"{path}: run {name!r}: model options go in a [run.model] table")
+        model = {**tables[0], **tables[1]}
+        if model:
+            options["model"] = model
         bad = set(options) - known
         if bad:
             raise ValueError(f"{path}: run {name!r} has unknown options {sorted(bad)}")
@@ -86,7 +97,10 @@ def load_rows(path: Path) -> list[Row]:
             raise ValueError(f"{path}: run {name!r} has no corpus")
         options["corpus"] = str((path.parent / options["corpus"]).resolve())
         options.setdefault("progress", False)
-        TrainConfig(**{**options, "out": ""})  # validate now, not an hour into the sweep
+        try:  # validate now, not an hour into the sweep
+            TrainConfig.from_dict({**options, "out": ""})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: run {name!r}: {e}") from e
         rows.append(Row(name, entry.get("notes", ""), entry.get("reference_val"), options))
     if not rows:
         raise ValueError(f"{path}: no [[run]] tables")

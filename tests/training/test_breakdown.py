@@ -9,7 +9,8 @@ from model import Vocab
 from model.checkpoint import load_checkpoint
 from tests.training.test_trainer import tiny
 from training.breakdown import loss_breakdown, main, seen_and_unseen
-from training.trainer import evaluate, prepare_data, train
+from training.data import evaluate, prepare_data
+from training.trainer import train
 
 
 def test_breakdown_splits_the_evaluated_loss(

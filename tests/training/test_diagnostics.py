@@ -17,9 +17,9 @@ from torch import nn
 from model import WaveNet, WaveNetConfig
 from model.wavenet import Level
 from training.config import TrainConfig
-from training.data import EncodedNames
+from training.data import EncodedNames, prepare_data
 from training.diagnostics import Diagnostics
-from training.trainer import make_optimizer, prepare_data
+from training.trainer import make_optimizer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PLOTS = ("loss.png", "activations.png", "gradients.png", "update_ratios.png")
@@ -41,7 +41,8 @@ def train_data(small_corpus: Path) -> tuple[EncodedNames, int]:
 
 
 def config(corpus: Path, out: Path | str = "") -> TrainConfig:
-    return TrainConfig(corpus=str(corpus), out=str(out), n_embd=8, n_hidden=32, batch_size=32)
+    model = WaveNetConfig(n_embd=8, n_hidden=32)
+    return TrainConfig(corpus=str(corpus), out=str(out), model=model, batch_size=32)
 
 
 def tiny_wavenet(vocab_size: int, **options: object) -> WaveNet:

@@ -3,7 +3,6 @@ the trainer's distillation phase keeps the better weights and survives interrupt
 
 from __future__ import annotations
 
-import copy
 import itertools
 from pathlib import Path
 
@@ -11,12 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import training.trainer as trainer_module
+import training.distill as distill_module
 from model import WaveNet, WaveNetConfig
 from model.checkpoint import load_checkpoint
 from tests.training.test_trainer import assert_same_weights, tiny
 from training.config import TrainConfig
-from training.distill import END, distill, with_dropout_only, with_end_of
+from training.distill import distill, with_dropout_only
 from training.trainer import train
 
 CONFIG = WaveNetConfig(
@@ -83,70 +82,6 @@ def test_distillation_moves_the_deterministic_model_toward_the_ensemble() -> Non
     assert ensemble_gap(model, x) < 0.8 * before  # 0.69 of it when written
 
 
-def test_truth_weight_pulls_the_student_toward_the_true_characters() -> None:
-    """With truth > 0 the targets mix in the one-hot next character: the student's loss
-    on the true characters falls further than with the ensemble alone."""
-    batch = names_batch(3)
-    losses = {}
-    for truth in (0.0, 0.9):
-        torch.manual_seed(0)
-        model = WaveNet(CONFIG)
-        distill(model, itertools.cycle([batch]), steps=40, lr=3e-3, truth=truth)
-        with torch.no_grad():
-            _, loss = model(batch[0], batch[1])
-        assert loss is not None
-        losses[truth] = float(loss)
-    assert losses[0.9] < losses[0.0] - 0.1
-    with pytest.raises(ValueError, match="distill_truth"):
-        TrainConfig(corpus="c", out="o", distill_truth=1.0)
-
-
-def test_with_end_of_takes_only_the_end_probability() -> None:
-    g = torch.Generator().manual_seed(0)
-    source = torch.rand(5, 27, generator=g).softmax(-1)
-    probs = torch.rand(5, 27, generator=g).mul(4).softmax(-1)
-    mixed = with_end_of(source, probs)
-    assert torch.allclose(mixed.sum(-1), torch.ones(5))
-    assert torch.equal(mixed[:, END], source[:, END])
-    chars = mixed[:, 1:] / probs[:, 1:]  # one factor per row: the characters' odds kept
-    assert torch.allclose(chars, chars[:, :1].expand_as(chars))
-
-
-@torch.no_grad()
-def end_and_char_odds(model: WaveNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    model.eval()
-    probs = model(x)[0].softmax(-1)
-    chars = probs[..., 1:]
-    return probs[..., END], chars / chars.sum(-1, keepdim=True)
-
-
-def test_ends_only_target_moves_the_ends_and_keeps_the_characters() -> None:
-    """Against the full ensemble target, `ends_only` changes the odds between characters
-    far less, and moves P(end) as much."""
-    batch = names_batch(4)
-    torch.manual_seed(0)
-    start = WaveNet(CONFIG)
-    with torch.no_grad():  # as in the test above: a model whose dropout matters
-        for p in start.parameters():
-            p.mul_(3.0)
-    end_before, chars_before = end_and_char_odds(start, batch[0])
-    moved = {}
-    for ends_only in (False, True):
-        model = copy.deepcopy(start)
-        torch.manual_seed(1)
-        distill(model, itertools.cycle([batch]), steps=40, lr=3e-3, ends_only=ends_only)
-        end_after, chars_after = end_and_char_odds(model, batch[0])
-        moved[ends_only] = (
-            float((end_after - end_before).abs().mean()),
-            float((chars_after - chars_before).abs().mean()),
-        )
-    (end_full, chars_full), (end_only, chars_only) = moved[False], moved[True]
-    assert end_only > 0.5 * end_full
-    assert chars_only < 0.5 * chars_full
-    with pytest.raises(ValueError, match="distill_target"):
-        TrainConfig(corpus="c", out="o", distill_target="teacher")  # type: ignore[arg-type]
-
-
 def test_distillation_stops_when_its_time_is_spent() -> None:
     model = WaveNet(CONFIG)
     evaluated: list[int] = []
@@ -208,7 +143,7 @@ def test_run_interrupted_while_distilling_resumes_from_the_same_teacher(
 
     cfg = distilled(small_corpus, tmp_path / "resumed")
     with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "distill", interrupted)
+        patch.setattr(distill_module, "distill", interrupted)
         with pytest.raises(KeyboardInterrupt):
             train(cfg)
     assert (tmp_path / "resumed" / "last").exists()

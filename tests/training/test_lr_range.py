@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import WaveNetConfig
 from training.config import TrainConfig
 from training.lr_range import lr_range_test, main, suggest_lr
 
@@ -19,8 +20,7 @@ def tiny(corpus: Path, out: Path, **overrides: object) -> TrainConfig:
     options: dict[str, object] = dict(
         corpus=str(corpus),
         out=str(out),
-        n_embd=8,
-        n_hidden=32,
+        model=WaveNetConfig(n_embd=8, n_hidden=32),
         batch_size=32,
         progress=False,
         threads=1,

@@ -1,14 +1,18 @@
-"""The shipped experiment files, their committed results and the README agree.
+"""The shipped experiment files, their committed results and the research log agree.
 
 The results tables are written by `python -m training.sweep` (or `--record`), and the
-README quotes them; these tests catch a row added to a TOML file but never run, a result
-left behind by a row that was removed or renamed, an option the trainer no longer knows,
-and a README table that drifted from the results it quotes. They also hold the committed
-figures to the bars the README claims for them (issue 4).
+log (experiments/README.md) quotes them; these tests catch a row added to a TOML file but
+never run, a result left behind by a row that was removed or renamed, an option the
+trainer no longer knows, and a table that drifted from the results it quotes. Rows whose
+options were later removed from the code live on in results/archived.*, each with the
+commit that runs them. The tests also hold the committed figures to the bars the log
+claims for them (issue 4).
 """
 
 from __future__ import annotations
 
+import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,13 +23,16 @@ from training.sweep import load_rows, read_results
 EXPERIMENTS = REPO / "experiments"
 RESULTS = EXPERIMENTS / "results"
 FILES = sorted(EXPERIMENTS.glob("*.toml"))
+ARCHIVED = "archived"
+ARCHIVE_COMMIT = "780ea5d"  # the last commit with every removed option
 
 
-def readme_table(stem: str) -> str:
-    readme = (EXPERIMENTS / "README.md").read_text(encoding="utf-8")
+def log_table(stem: str) -> str:
+    log = EXPERIMENTS / "README.md"
+    text = (log if log.exists() else REPO / "README.md").read_text(encoding="utf-8")
     start, end = f"<!-- {stem}-table -->\n", f"<!-- /{stem}-table -->"
-    assert start in readme, f"README has no {start.strip()} block"
-    return readme.split(start, 1)[1].split(end, 1)[0]
+    assert start in text, f"the research log has no {start.strip()} block"
+    return text.split(start, 1)[1].split(end, 1)[0]
 
 
 def test_the_shipped_files_are_found() -> None:
@@ -33,23 +40,58 @@ def test_the_shipped_files_are_found() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_every_row_has_exactly_one_result_and_no_result_lacks_a_row(path: Path) -> None:
-    rows = {row.name: row for row in load_rows(path)}  # also validates every option
+def test_every_row_runs_today_and_has_exactly_one_result(path: Path) -> None:
+    rows = {row.name: row for row in load_rows(path)}  # parses against today's TrainConfig
+    for row in rows.values():
+        row.config(Path("unused"))
     results = read_results(path.stem, RESULTS)
     assert sorted(r["name"] for r in results) == sorted(rows)
     for result in results:
         row = rows[result["name"]]
-        assert result["model"] == row.options.get("model", "wavenet"), row.name
+        assert result["model"] == row.kind, row.name
         assert result["notes"] == row.notes, row.name
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
-def test_results_are_ranked_and_the_readme_quotes_them(path: Path) -> None:
-    results = read_results(path.stem, RESULTS)
+@pytest.mark.parametrize("stem", [p.stem for p in FILES] + [ARCHIVED])
+def test_results_are_ranked_and_the_log_quotes_them(stem: str) -> None:
+    results = read_results(stem, RESULTS)
     vals = [r["val"] for r in results]
     assert vals == sorted(vals)
-    table = (RESULTS / f"{path.stem}.md").read_text(encoding="utf-8")
-    assert readme_table(path.stem) == table
+    table = (RESULTS / f"{stem}.md").read_text(encoding="utf-8")
+    assert log_table(stem) == table
+
+
+def test_archived_rows_keep_their_results_and_the_commit_that_runs_them() -> None:
+    archived = read_results(ARCHIVED, RESULTS)
+    assert archived
+    current = {(p.name, r.name) for p in FILES for r in load_rows(p)}
+    for r in archived:
+        assert r["commit"] == ARCHIVE_COMMIT, r["name"]
+        assert r["removed_options"], r["name"]
+        assert (r["file"], r["name"]) not in current, "a row is either runnable or archived"
+        assert r["params"] > 0 and r["val"] > 0 and r["test"] > 0, r["name"]
+
+
+def test_archived_rows_are_rows_of_the_archive_commit() -> None:
+    """Each archived row is in its file at the commit named, so it can be rerun there."""
+    try:
+        files = {
+            r["file"]: subprocess.run(
+                ["git", "show", f"{ARCHIVE_COMMIT}:experiments/{r['file']}"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            for r in read_results(ARCHIVED, RESULTS)
+        }
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip(f"no git history with {ARCHIVE_COMMIT} here")
+    for r in read_results(ARCHIVED, RESULTS):
+        runs = {run["name"]: run for run in tomllib.loads(files[r["file"]])["run"]}
+        assert r["name"] in runs, r["name"]
+        for option in r["removed_options"].split("; "):
+            assert option.split("=")[0] in runs[r["name"]], (r["name"], option)
 
 
 def test_lecture_rows_land_within_002_of_the_lecture() -> None:

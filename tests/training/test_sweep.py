@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import signal
 import subprocess
 import sys
@@ -11,17 +12,22 @@ from pathlib import Path
 
 import pytest
 
+from model import WaveNetConfig
+from model.lstm import LSTMConfig
 from tests.conftest import REPO
+from training.sweep import load_rows
 from training.sweep import main as sweep_main
 
 TINY = """
 [defaults]
 corpus = "{corpus}"
-n_embd = 8
-n_hidden = 16
 batch_size = 16
 eval_interval = 10
 threads = 1
+
+[defaults.model]
+n_embd = 8
+n_hidden = 16
 
 [[run]]
 name = "fast"
@@ -31,9 +37,11 @@ steps = 30
 
 [[run]]
 name = "slow-lstm"
-model = "lstm"
-n_hidden = 16
 steps = {slow_steps}
+
+[run.model]
+kind = "lstm"
+n_layers = 1
 """
 
 
@@ -161,3 +169,29 @@ def test_bad_sweep_file_is_a_clear_error(
     path.write_text(f'[[run]]\nname = "x"\ncorpus = "{small_corpus}"\nlearning_rate = 1\n')
     assert run(path, tmp_path) == 2
     assert "unknown options ['learning_rate']" in capsys.readouterr().err
+
+
+def test_model_tables_nest_and_merge(small_corpus: Path, tmp_path: Path) -> None:
+    rows = {r.name: r for r in load_rows(sweep_file(tmp_path, small_corpus))}
+    fast, slow = rows["fast"].config(tmp_path), rows["slow-lstm"].config(tmp_path)
+    assert fast.model == WaveNetConfig(n_embd=8, n_hidden=16)
+    assert slow.model == LSTMConfig(n_embd=8, n_hidden=16, n_layers=1)
+    assert rows["slow-lstm"].kind == "lstm"
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("n_embd = 8", "unknown options ['n_embd']"),
+        ('model = "lstm"', "model options go in a [run.model] table"),
+        ('[run.model]\nkind = "lstm"\ngated = true', "gated"),
+        ('[run.model]\nkind = "gru"', "model kind must be one of"),
+    ],
+)
+def test_misplaced_model_options_are_clear_errors(
+    small_corpus: Path, tmp_path: Path, row: str, message: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f'[[run]]\nname = "x"\ncorpus = "{small_corpus}"\n{row}\n')
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_rows(path)

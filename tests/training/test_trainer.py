@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -11,19 +9,22 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint
-from tests.conftest import REPO
-from training.__main__ import build_parser
-from training.__main__ import main as cli_main
+from model.registry import MODEL_KINDS
 from training.config import TrainConfig
 from training.trainer import train
 
+MODEL_FIELDS = {f.name for cls in MODEL_KINDS.values() for f in fields(cls)}
+
 
 def tiny(corpus: Path, out: Path, **overrides: object) -> TrainConfig:
+    """A run of a few seconds; `model` names the kind, model fields go into its config."""
+    kind = str(overrides.pop("model", "wavenet"))
+    model = {"n_embd": 8, "n_hidden": 32}
+    model.update({k: overrides.pop(k) for k in list(overrides) if k in MODEL_FIELDS})  # type: ignore[misc]
     options: dict = dict(
         corpus=str(corpus),
         out=str(out),
-        n_embd=8,
-        n_hidden=32,
+        model=MODEL_KINDS[kind](**model),
         steps=40,
         batch_size=32,
         eval_interval=10,
@@ -106,37 +107,6 @@ def test_cosine_schedule_warms_up_and_decays() -> None:
     assert cfg.lr_at(60) == pytest.approx(0.5) and cfg.lr_at(110) == pytest.approx(0.0)
 
 
-def test_help_documents_every_flag() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "training", "--help"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    for f in fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in out
-    assert "--resume" in out
-
-
-def test_cli_reports_bad_corpus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = tmp_path / "bad.txt"
-    bad.write_text("emma\nzo3y\n")
-    assert cli_main(["--corpus", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "bad.txt:2: character '3'" in capsys.readouterr().err
-
-
-def test_cli_reads_rates_per_level_as_floats() -> None:
-    args = vars(
-        build_parser().parse_args(["--corpus", "c", "--out", "o", "--level-dropout", "0.45", "0.2"])
-    )
-    del args["resume"], args["diagnose"]  # run options, not config fields (as in main)
-    cfg = TrainConfig(**args)
-    assert cfg.level_dropout == (0.45, 0.2)
-    assert cfg.to_dict()["level_dropout"] == [0.45, 0.2]
-    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
-
-
 def test_training_writes_diagnostics_and_plots(small_corpus: Path, tmp_path: Path) -> None:
     train(tiny(small_corpus, tmp_path / "run", diagnose_interval=5))
     diag = tmp_path / "run" / "diagnostics"
@@ -147,29 +117,6 @@ def test_training_writes_diagnostics_and_plots(small_corpus: Path, tmp_path: Pat
     assert load_checkpoint(tmp_path / "run").meta["history"][-1]["step"] == 40
 
 
-def test_diagnose_flag_is_a_short_checked_run(
-    small_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [
-        "--corpus",
-        str(small_corpus),
-        "--out",
-        str(tmp_path / "d"),
-        "--n-embd",
-        "8",
-        "--n-hidden",
-        "16",
-        "--no-progress",
-        "--diagnose",
-        "--batch-size",
-        "16",
-    ]
-    assert cli_main(args) == 0
-    assert '"steps": 300' in capsys.readouterr().out
-    lines = (tmp_path / "d" / "diagnostics" / "diagnostics.jsonl").read_text().splitlines()
-    assert len(lines) == 30
-
-
 def test_packed_batches_train_a_wavenet_only(small_corpus: Path, tmp_path: Path) -> None:
     result = train(tiny(small_corpus, tmp_path / "packed", batch_unit="packed"))
     assert result.metrics["val_loss"] < 3.2
@@ -177,20 +124,45 @@ def test_packed_batches_train_a_wavenet_only(small_corpus: Path, tmp_path: Path)
         tiny(small_corpus, tmp_path / "lstm", batch_unit="packed", model="lstm")
 
 
-def test_wavenet_regularizers_reach_the_checkpoint(small_corpus: Path, tmp_path: Path) -> None:
-    """The WaveNet-only options travel from the training config into the saved model."""
-    options = dict(
-        residual=True,
-        skip=True,
-        n_embd=32,
-        dropout=0.3,
-        dropout_path="split",
-        residual_dropout=0.1,
-        input_dropout=0.1,
-        head_dropout=0.1,
-        max_positions=12,
-    )
+def test_wavenet_options_reach_the_checkpoint(small_corpus: Path, tmp_path: Path) -> None:
+    """The model config travels from the training config into the saved model, its
+    vocab_size set from the corpus."""
+    options = dict(gated=True, residual=True, skip=True, n_embd=16, head_hidden=16, dropout=0.3)
     result = train(tiny(small_corpus, tmp_path / "run", **options))
     assert result.metrics["val_loss"] < 3.2
-    config = load_checkpoint(tmp_path / "run").model.config.to_dict()
+    loaded = load_checkpoint(tmp_path / "run")
+    config = loaded.model.config.to_dict()
     assert {k: config[k] for k in options} == options
+    assert config["vocab_size"] == loaded.vocab.size == 27
+    recorded = loaded.meta["training"]["config"]["model"]
+    assert recorded == {"kind": "wavenet", **config}
+
+
+def test_any_alphabet_trains_and_the_vocab_holds_it(tmp_path: Path) -> None:
+    """A corpus with hyphens, apostrophes, spaces and accents trains as it is; the
+    checkpoint's vocabulary is the corpus's."""
+    names = ["jean-luc", "o'brien", "mary ann", "zoë", "émile", "anne-marie", "d'arcy"] * 30
+    corpus = tmp_path / "names.txt"
+    corpus.write_text("\n".join(names) + "\n")
+    cfg = tiny(corpus, tmp_path / "run", steps=5, eval_interval=5, keep_duplicates=True)
+    train(cfg)
+    loaded = load_checkpoint(tmp_path / "run")
+    assert {"-", "'", " ", "ë", "é"} <= set(loaded.vocab.chars)
+    assert loaded.model.config.vocab_size == loaded.vocab.size
+    assert loaded.vocab.encode("zoë")  # every corpus name is in the vocabulary
+
+
+def test_a_given_vocab_is_the_checkpoints_and_other_characters_are_bad_lines(
+    tmp_path: Path,
+) -> None:
+    corpus = tmp_path / "names.txt"
+    corpus.write_text("\n".join(["anna", "bob", "zoë", "abba"] * 40) + "\n")
+    vocab = "abnoz"  # no 'ë': zoë is a bad line
+    with pytest.raises(ValueError, match="'ë' in 'zoë'"):
+        train(tiny(corpus, tmp_path / "error", vocab=vocab, keep_duplicates=True))
+    cfg = tiny(corpus, tmp_path / "run", vocab=vocab + "xy", on_bad="skip", keep_duplicates=True)
+    cfg.steps = cfg.eval_interval = 5
+    train(cfg)
+    loaded = load_checkpoint(tmp_path / "run")
+    assert "".join(loaded.vocab.chars) == ".abnoxyz"  # the given letters, used or not
+    assert loaded.meta["corpus"]["names"] == 120
