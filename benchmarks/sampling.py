@@ -40,7 +40,7 @@ MAX_LENGTH = 32
 
 def is_lecture_form(model: WaveNet) -> bool:
     c = model.config
-    return not (c.gated or c.residual or c.skip or c.head_hidden or c.stacks > 1) and c.batchnorm
+    return not (c.gated or c.residual or c.skip or c.head_hidden) and c.batchnorm
 
 
 def tree_logits(model: WaveNet, windows: torch.Tensor) -> torch.Tensor:

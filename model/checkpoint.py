@@ -31,19 +31,50 @@ import torch
 from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
-from model.lstm import CharLSTM, LSTMConfig
+from model.registry import LanguageModel, build_model, config_from_dict, kind_of
 from model.vocab import Vocab
-from model.wavenet import WaveNet, WaveNetConfig
-
-LanguageModel = WaveNet | CharLSTM
 
 FORMAT = "namegen-checkpoint"
 FORMAT_VERSION = 1
 META = "meta.json"
 
+# WaveNet options removed in issue 16, with the values that meant "off". Checkpoints
+# written before still list them: at these values they are dropped, at any other refused
+# (the code that gave them meaning is at commit 780ea5d).
+REMOVED_OPTIONS: dict[str, Any] = {
+    "stacks": 1,
+    "dilations_override": [],
+    "level_dropout": [],
+    "dropout_mask": "position",
+    "name_dropout": 0.0,
+    "layernorm": False,
+    "dropout_path": "both",
+    "residual_dropout": 0.0,
+    "input_dropout": 0.0,
+    "head_dropout": 0.0,
+    "max_positions": 0,
+    "head_positions": 0,
+}
+REMOVED_AT = "780ea5d"
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated, corrupted or does not match its description."""
+
+
+def without_removed_options(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A WaveNet config dict without the removed options it lists at their "off" values;
+    ValueError naming the first one it sets to anything else."""
+    if kind != "wavenet":
+        return config
+    for key, off in REMOVED_OPTIONS.items():
+        value = config.get(key, off)
+        if (list(value) if isinstance(value, tuple) else value) != off:
+            raise ValueError(
+                f"model option {key}={value!r} was removed after commit {REMOVED_AT}; "
+                f"check out {REMOVED_AT} to use this checkpoint"
+            )
+    return {k: v for k, v in config.items() if k not in REMOVED_OPTIONS}
 
 
 @dataclass
@@ -125,7 +156,7 @@ def save_checkpoint(
         **meta,
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "model_kind": "lstm" if isinstance(model, CharLSTM) else "wavenet",
+        "model_kind": kind_of(model.config),
         "model_config": model.config.to_dict(),
         "vocab": "".join(vocab.chars),
         "num_params": model.num_params(),
@@ -200,13 +231,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     meta = read_meta(path)
     kind = meta.get("model_kind", "wavenet")
     try:
-        config: WaveNetConfig | LSTMConfig
-        if kind == "wavenet":
-            config = WaveNetConfig.from_dict(dict(meta["model_config"]))
-        elif kind == "lstm":
-            config = LSTMConfig.from_dict(dict(meta["model_config"]))
-        else:
-            raise ValueError(f"unknown model kind {kind!r}")
+        config_dict = without_removed_options(kind, dict(meta["model_config"]))
+        config = config_from_dict(kind, config_dict)
         vocab = Vocab(tuple(meta["vocab"]))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {path}: invalid model config or vocab: {e}") from e
@@ -216,9 +242,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
             f"model expects {config.vocab_size}"
         )
     weights = _load_tensors(path, meta, "model")
-    model: LanguageModel = (
-        WaveNet(config) if isinstance(config, WaveNetConfig) else CharLSTM(config)
-    )
+    model = build_model(config)
     expected = model.state_dict()
     missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
     if missing or unexpected:
@@ -234,7 +258,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
             )
     model.load_state_dict(weights)
     model.to(device).eval()
-    corpus = _read_payload(path, meta, "corpus").decode("utf-8").split()
+    corpus = _read_payload(path, meta, "corpus").decode("utf-8").splitlines()  # "mary ann"
     return Checkpoint(model, vocab, meta, frozenset(corpus), path)
 
 

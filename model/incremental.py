@@ -9,13 +9,13 @@ matmul per level for the whole batch, never a re-run of the window.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from model.wavenet import GroupLayerNorm, Level, WaveNet, activate
+from model.layers import activate
+from model.wavenet import Level, WaveNet
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,9 @@ class FoldedLevel:
     dilation: int
     width: int  # W: the conv's output width (2H for gated levels)
     gated: bool
-    norm: GroupLayerNorm | None = None  # LayerNorm does not fold: applied to each step
 
     def activation(self, h: Tensor) -> Tensor:
         """The level's output from its pre-activation (B, W) or (W,)."""
-        if self.norm is not None:
-            h = self.norm(h)
         return activate(h, self.gated)
 
     @property
@@ -59,8 +56,7 @@ class FoldedLevel:
         blocks = [w[:, (k - 1 - m) * C : (k - m) * C].t() for m in range(k)]  # offset m*d
         bias = torch.cat([b, b.new_zeros((k - 1) * W)])
         weight = torch.cat(blocks, dim=1).contiguous()
-        norm = None if level.ln is None else copy.deepcopy(level.ln).requires_grad_(False)
-        return cls(weight, bias, k, conv.dilation, W, level.gated, norm)
+        return cls(weight, bias, k, conv.dilation, W, level.gated)
 
     def pre_activation(self, y: Tensor, ring: Tensor, t: int) -> Tensor:
         """The newest input's part of y (B, k*W) plus the parts of older inputs now due."""
@@ -75,8 +71,8 @@ class FoldedLevel:
 
 class IncrementalWaveNet:
     """An eval-mode WaveNet stepping one character at a time for a batch of rows.
-    Handles every WaveNetConfig: gated units, residual and skip sums, learned positions,
-    the hidden head (dropout is off in eval mode)."""
+    Handles every WaveNetConfig: gated units, residual and skip sums, the hidden head
+    (dropout is off in eval mode)."""
 
     def __init__(self, model: WaveNet) -> None:
         cfg = model.config
@@ -87,13 +83,6 @@ class IncrementalWaveNet:
             first = self.levels[0]
             # The first level's input is an embedding row: precompute its projections.
             self.first_table = torch.addmm(first.bias, self.embedding, first.weight)  # (V, k*W)
-            # Learned positions add to the embedding: their projections add to the table's.
-            self.positions: Tensor | None = None  # (P, C)
-            self.position_table: Tensor | None = None  # (P, k*W)
-            if model.wpe is not None:
-                self.positions = model.wpe.weight.detach().clone()
-                self.position_table = self.positions @ first.weight
-            self.head_positions = None if model.hpe is None else model.hpe.weight.detach().clone()
             hidden = model.head_hidden
             self.head_hidden = (
                 None
@@ -134,23 +123,17 @@ class IncrementalWaveNet:
         Updates `state` in place."""
         x = self.embedding[tokens] if self.residual else tokens  # only read when residual
         first = self.first_table[tokens]
-        if self.positions is not None and self.position_table is not None:
-            p = min(t, len(self.positions) - 1)
-            first = first + self.position_table[p]
-            x = x + self.positions[p] if self.residual else x
         skip: Tensor | None = None
         for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
             y = first if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
             h = lvl.pre_activation(y, ring, t)
             # pre-activations that are fresh tensors take tanh in place (no allocation)
-            fresh = lvl.span and not lvl.gated and lvl.norm is None
+            fresh = lvl.span and not lvl.gated
             z = h.tanh_() if fresh else lvl.activation(h)
             x = self._combine(x, z)  # without residuals this is just z
             if self.skip:
                 skip = z if skip is None else skip + z
         h = skip if skip is not None else x
-        if self.head_positions is not None:
-            h = h + self.head_positions[min(t, len(self.head_positions) - 1)]
         if self.head_hidden is not None:
             if self.skip:
                 h = torch.relu(h)

@@ -17,6 +17,7 @@ import torch
 import model.checkpoint as ckpt
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.lstm import CharLSTM, LSTMConfig
 from tests.conftest import REPO
 
 VOCAB = Vocab.from_names(["abcdefghijklmnopqrstuvwxyz"])
@@ -164,3 +165,59 @@ def test_sigkill_during_saves_never_leaves_a_broken_checkpoint(tmp_path: Path) -
         i = loaded.meta["i"]
         assert torch.equal(probe_logits(loaded.model), probe_logits(make_model(i)))
         assert loaded.corpus_names == {str(i)}
+
+
+def rewrite_model_config(path: Path, **changes: object) -> None:
+    meta = json.loads((path / "meta.json").read_text())
+    meta["model_config"].update(changes)
+    (path / "meta.json").write_text(json.dumps(meta))
+
+
+# WaveNetConfig().to_dict() at commit 780ea5d, less the fields that remain.
+OLD_DEFAULTS = {
+    "dilations_override": [],
+    "stacks": 1,
+    "level_dropout": [],
+    "dropout_mask": "position",
+    "name_dropout": 0.0,
+    "layernorm": False,
+    "dropout_path": "both",
+    "residual_dropout": 0.0,
+    "input_dropout": 0.0,
+    "head_dropout": 0.0,
+    "max_positions": 0,
+    "head_positions": 0,
+}
+
+
+def test_removed_options_at_their_old_defaults_are_dropped(saved: tuple[Path, WaveNet]) -> None:
+    """Checkpoints written before issue 16 list every removed option, switched off."""
+    path, model = saved
+    rewrite_model_config(path, **OLD_DEFAULTS)
+    loaded = load_checkpoint(path)
+    assert loaded.model.config == model.config
+    assert torch.equal(probe_logits(loaded.model), probe_logits(model))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("stacks", 2), ("layernorm", True), ("level_dropout", [0.1, 0.2, 0.3]), ("max_positions", 8)],
+)
+def test_a_removed_option_in_use_is_refused_by_name(
+    saved: tuple[Path, WaveNet], key: str, value: object
+) -> None:
+    path, _ = saved
+    rewrite_model_config(path, **{**OLD_DEFAULTS, key: value})
+    with pytest.raises(CheckpointError, match=rf"{key}=.* removed after commit 780ea5d"):
+        load_checkpoint(path)
+
+
+def test_lstm_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = CharLSTM(LSTMConfig(n_embd=8, n_hidden=16, n_layers=2)).eval()
+    save_checkpoint(tmp_path / "lstm", model, VOCAB, meta={}, corpus_names=["ava"])
+    loaded = load_checkpoint(tmp_path / "lstm")
+    assert isinstance(loaded.model, CharLSTM) and loaded.meta["model_kind"] == "lstm"
+    idx = torch.tensor([[0, 5, 13, 13, 1]])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(idx)[0], model(idx)[0])

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from model import IGNORE_INDEX, WaveNet, WaveNetConfig
-from model.wavenet import Dropout, Level, MaskedBatchNorm, NameDropout
+from model.layers import Dropout, MaskedBatchNorm
 
 
 # -- the lecture's layers, written independently ---------------------------------------
@@ -179,16 +179,42 @@ def test_dropout_keeps_the_mean_and_drops_p() -> None:
 
 
 def test_config_round_trip_and_validation() -> None:
-    cfg = WaveNetConfig(n_embd=8, kernel_sizes=(3, 2))
+    cfg = WaveNetConfig(n_embd=8, kernel_sizes=(3, 2), gated=True, dropout=0.1)
     assert WaveNetConfig.from_dict(cfg.to_dict()) == cfg
-    overlapping = WaveNetConfig(kernel_sizes=(3, 3), dilations_override=(1, 2))
-    assert WaveNetConfig.from_dict(overlapping.to_dict()) == overlapping
-    with pytest.raises(ValueError):
-        WaveNetConfig(kernel_sizes=())
-    with pytest.raises(ValueError, match="layernorm replaces BatchNorm"):
-        WaveNetConfig(layernorm=True)  # batchnorm is on by default
-    with pytest.raises(ValueError):
+    assert list(cfg.to_dict()) == [
+        "vocab_size",
+        "n_embd",
+        "n_hidden",
+        "kernel_sizes",
+        "gated",
+        "residual",
+        "skip",
+        "head_hidden",
+        "dropout",
+        "batchnorm",
+        "bn_momentum",
+        "bn_eps",
+    ]
+    for bad in ({"kernel_sizes": ()}, {"n_hidden": 0}, {"dropout": 1.0}, {"head_hidden": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            WaveNetConfig(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bogus"):
         WaveNetConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_receptive_field() -> None:
+    cfg = WaveNetConfig(kernel_sizes=(2, 2, 2, 2, 2))
+    assert cfg.dilations == (1, 2, 4, 8, 16)
+    assert cfg.receptive_field == 32
+    assert WaveNetConfig(kernel_sizes=(8,)).receptive_field == 8
+    assert WaveNetConfig(kernel_sizes=(3, 2)).dilations == (1, 3)
+    assert WaveNetConfig(kernel_sizes=(3, 2)).receptive_field == 6
+
+
+def test_without_batchnorm_the_convs_have_a_bias() -> None:
+    model = WaveNet(WaveNetConfig(batchnorm=False))
+    assert all(level.bn is None and level.conv.proj.bias is not None for level in model.levels)
+    assert all(level.conv.proj.bias is None for level in WaveNet(WaveNetConfig()).levels)
 
 
 OPTION_CONFIGS = [
@@ -196,54 +222,27 @@ OPTION_CONFIGS = [
     {"residual": True, "n_embd": 16},
     {"residual": True, "skip": True, "gated": True, "kernel_sizes": (2, 2, 2, 2)},
     {"skip": True, "head_hidden": 20},
-    {"batchnorm": False, "residual": True, "gated": True, "stacks": 2},
+    {"batchnorm": False, "residual": True, "gated": True, "kernel_sizes": (2, 2, 2, 2)},
     {"dropout": 0.2, "residual": True, "skip": True, "head_hidden": 12, "kernel_sizes": (3, 2)},
-    {"input_dropout": 0.1, "head_dropout": 0.2, "gated": True, "skip": True, "head_hidden": 12},
-    {"dropout": 0.3, "dropout_path": "split", "residual": True, "skip": True, "n_embd": 16},
-    {
-        "dropout": 0.3,
-        "dropout_path": "split",
-        "residual_dropout": 0.1,
-        "residual": True,
-        "skip": True,
-    },
-    {"max_positions": 6, "residual": True, "n_embd": 16, "gated": True, "skip": True},
-    {"head_positions": 5, "skip": True, "head_hidden": 12, "gated": True, "residual": True},
-    {"head_positions": 4, "n_hidden": 10, "n_embd": 10},  # head reads the last level
-    {  # overlapping windows: several paths from each position to the output
-        "kernel_sizes": (3, 3, 3),
-        "dilations_override": (1, 2, 4),
+    {"batchnorm": False, "kernel_sizes": (3, 2), "dropout": 0.2},
+    {  # the shipped model's options
+        "dropout": 0.2,
         "gated": True,
         "residual": True,
         "skip": True,
-        "dropout": 0.2,
+        "head_hidden": 12,
+        "n_embd": 16,
+        "kernel_sizes": (2, 2, 2, 2),
     },
-    {"dropout": 0.3, "dropout_mask": "name", "residual": True, "skip": True, "gated": True},
-    {"batchnorm": False, "layernorm": True, "gated": True, "residual": True, "skip": True},
-    {"dropout": 0.2, "name_dropout": 0.2, "residual": True, "skip": True, "gated": True},
-    {"batchnorm": False, "layernorm": True, "kernel_sizes": (3, 2), "dropout": 0.2},
 ]
-NO_DROPOUT = {
-    "dropout": 0.0,
-    "name_dropout": 0.0,
-    "residual_dropout": 0.0,
-    "input_dropout": 0.0,
-    "head_dropout": 0.0,
-}
 
 
 def option_model(options: dict, seed: int = 0) -> WaveNet:
     base = {"vocab_size": 27, "n_embd": 10, "n_hidden": 16, "kernel_sizes": (2, 2, 2)}
     torch.manual_seed(seed)
     model = WaveNet(WaveNetConfig(**{**base, **options}))
-    with torch.no_grad():
-        for positions in (model.wpe, model.hpe):  # zeros at init would hide them
-            if positions is not None:
-                positions.weight.normal_(std=0.5)
+    with torch.no_grad():  # ones and zeros at init would hide BatchNorm's misuse
         for level in model.levels:
-            if level.ln is not None:  # ones and zeros at init would hide a missing affine
-                level.ln.weight.uniform_(0.5, 1.5)
-                level.ln.bias.normal_(std=0.3)
             if level.bn is not None:
                 level.bn.running_mean.normal_(std=0.3)
                 level.bn.running_var.uniform_(0.5, 2.0)
@@ -251,10 +250,7 @@ def option_model(options: dict, seed: int = 0) -> WaveNet:
     return model.eval()
 
 
-# (positions count from a name's start, so explicit left padding would shift them)
-@pytest.mark.parametrize(
-    "options", [o for o in OPTION_CONFIGS if not o.get("max_positions", o.get("head_positions"))]
-)
+@pytest.mark.parametrize("options", OPTION_CONFIGS)
 def test_pad_vector_equals_explicit_left_padding(options: dict) -> None:
     """Every option keeps the shortcut exact: carrying the pre-name value equals feeding
     receptive_field - 1 boundary tokens before the name."""
@@ -286,25 +282,6 @@ def test_options_train(options: dict) -> None:
     assert losses[-1] < losses[0] - 0.3
 
 
-def test_stacks_and_receptive_field() -> None:
-    cfg = WaveNetConfig(kernel_sizes=(2, 2, 2, 2, 2), stacks=2)
-    assert cfg.dilations == (1, 2, 4, 8, 16) * 2
-    assert cfg.receptive_field == 63
-    assert WaveNetConfig(kernel_sizes=(8,)).receptive_field == 8
-    assert WaveNetConfig(kernel_sizes=(3, 2)).receptive_field == 6
-    overlapping = WaveNetConfig(kernel_sizes=(3, 3, 3), dilations_override=(1, 2, 4), stacks=2)
-    assert overlapping.dilations == (1, 2, 4, 1, 2, 4)
-    assert overlapping.receptive_field == 1 + 2 * (2 + 4 + 8)
-
-
-@pytest.mark.parametrize("dilations", [(1, 2), (1, 0, 4), (1, 2, 4, 8)])
-def test_dilations_override_needs_one_positive_dilation_per_level(
-    dilations: tuple[int, ...],
-) -> None:
-    with pytest.raises(ValueError, match="dilations_override"):
-        WaveNetConfig(kernel_sizes=(3, 3, 3), dilations_override=dilations)
-
-
 @pytest.mark.parametrize("options", [{}, *OPTION_CONFIGS])
 def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
     """Names laid end to end with their offsets give each name the logits it gets alone,
@@ -318,7 +295,7 @@ def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
     rows = torch.arange(len(names))
     x, y, offsets = data.packed_batch(rows, 20)
     assert x.shape[0] < len(names)  # several names share a row
-    model = option_model({**options, **NO_DROPOUT, "vocab_size": vocab.size})
+    model = option_model({**options, "dropout": 0.0, "vocab_size": vocab.size})
     alone_x, alone_y = data.batch(rows)
     with torch.no_grad():
         alone, _ = model(alone_x, alone_y)
@@ -328,77 +305,14 @@ def test_packed_rows_equal_one_name_per_row(options: dict) -> None:
         torch.testing.assert_close(model(x, y, offsets=offsets)[1], model(alone_x, alone_y)[1])
 
 
-def test_dropouts_act_only_while_training() -> None:
-    """Input and head dropout change training outputs, and eval mode is the plain model."""
-    options = {"input_dropout": 0.3, "head_dropout": 0.3, "skip": True, "head_hidden": 12}
+def test_dropout_acts_only_while_training() -> None:
+    """Dropout changes training outputs, and eval mode is the plain model."""
+    options = {"dropout": 0.3, "skip": True, "residual": True, "head_hidden": 12}
     model = option_model(options)
-    plain = option_model({**options, **NO_DROPOUT})
+    plain = option_model({**options, "dropout": 0.0})
     plain.load_state_dict(model.state_dict())
     idx = torch.randint(1, 27, (4, 7))
     with torch.no_grad():
         torch.testing.assert_close(model(idx)[0], plain(idx)[0])
         model.train()
         assert not torch.allclose(model(idx)[0], model(idx)[0])
-    with pytest.raises(ValueError, match="input_dropout"):
-        WaveNetConfig(input_dropout=1.0)
-
-
-def test_level_dropout_gives_each_level_its_rate() -> None:
-    """level_dropout sets each level's rate (stacks included); eval mode is the plain
-    model; a rate per level is required, each in [0, 1)."""
-    model = option_model({"level_dropout": (0.5, 0.0, 0.25), "dropout": 0.9})
-    rates = [None if lv.dropout is None else lv.dropout.p for lv in model.levels]
-    assert rates == [0.5, None, 0.25]
-    out = model.levels[0].train().drop(torch.ones(64, 5, 16), None)
-    assert abs(float((out == 0).float().mean()) - 0.5) < 0.03
-    plain = option_model(NO_DROPOUT)
-    plain.load_state_dict(model.state_dict())
-    idx = torch.randint(1, 27, (4, 7))
-    with torch.no_grad():
-        torch.testing.assert_close(model.eval()(idx)[0], plain.eval()(idx)[0])
-    config = WaveNetConfig(kernel_sizes=(2, 2), stacks=2, level_dropout=(0.1, 0.2, 0.3, 0.4))
-    assert config.dropouts == (0.1, 0.2, 0.3, 0.4)
-    assert WaveNetConfig.from_dict(config.to_dict()) == config
-    assert WaveNetConfig(kernel_sizes=(2, 2), dropout=0.3).dropouts == (0.3, 0.3)
-    for bad in ((0.1, 0.2), (0.1, 0.2, 1.0)):
-        with pytest.raises(ValueError, match="level_dropout"):
-            WaveNetConfig(kernel_sizes=(2, 2, 2), level_dropout=bad)
-
-
-def test_name_dropout_adds_a_per_name_mask_to_the_per_position_one() -> None:
-    """name_dropout: a level's output gets its per-position mask and, on top, one mask per
-    name; with dropout 0 only the per-name one."""
-    offsets = torch.tensor([[0, 1, 2, 0, 1, 2, 3]] * 256)  # two names a row
-    names = torch.cumsum(offsets == 0, dim=1) - 1
-    alone = Level(8, WaveNetConfig(n_hidden=8, name_dropout=0.5), 2, 1, 0.0).train()
-    out = alone.drop(torch.ones(256, 7, 8), names)
-    for name in range(2):
-        within = out[:, names[0] == name]
-        assert torch.equal(within, within[:, :1].expand_as(within))
-    both = Level(8, WaveNetConfig(n_hidden=8, dropout=0.2, name_dropout=0.5), 2, 1, 0.2).train()
-    out = both.drop(torch.ones(256, 7, 8), names)
-    assert out.unique().tolist() == pytest.approx([0.0, 1 / (0.8 * 0.5)])
-    assert abs(float((out == 0).float().mean()) - (1 - 0.8 * 0.5)) < 0.02
-    first = out[:, names[0] == 0]  # positions of a name differ: the per-position masks
-    assert not torch.equal(first, first[:, :1].expand_as(first))
-    assert torch.equal(both.eval().drop(torch.ones(2, 3, 8), None), torch.ones(2, 3, 8))
-
-
-def test_name_dropout_keeps_one_mask_per_name() -> None:
-    """dropout_mask "name": every position of a name sees the same mask (packed rows hold
-    several names, each with its own), a fresh one per call; eval mode drops nothing."""
-    drop = NameDropout(0.5).train()
-    offsets = torch.tensor([[0, 1, 2, 0, 1, 0, 1, 2, 3, 4]] * 64)  # three names a row
-    names = torch.cumsum(offsets == 0, dim=1) - 1
-    out = drop(torch.ones(64, 10, 32), names)  # (B, T, C)
-    assert set(out.unique().tolist()) == {0.0, 2.0}
-    for name in range(3):
-        within = out[:, names[0] == name]  # (B, positions, C)
-        assert torch.equal(within, within[:, :1].expand_as(within))
-    assert not torch.equal(out[:, 0], out[:, 3])  # names in a row get their own masks
-    whole = drop(torch.ones(64, 10, 32), None)  # one name per row
-    assert torch.equal(whole, whole[:, :1].expand_as(whole))
-    assert not torch.equal(whole, drop(torch.ones(64, 10, 32), None))
-    assert torch.equal(drop.eval()(torch.ones(2, 3, 4), None), torch.ones(2, 3, 4))
-    with pytest.raises(ValueError, match="dropout_mask"):
-        WaveNetConfig(dropout_mask="channel")  # type: ignore[arg-type]
