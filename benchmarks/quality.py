@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 import argparse
+import dataclasses
 import tempfile
 import time
 
@@ -219,15 +220,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         steps = max(1, round(DEFAULT.steps * fraction))
-        cfg = TrainConfig(
-            **{
-                **DEFAULT.to_dict(),
-                "corpus": str(args.corpus),
-                "out": tmp,
-                "steps": steps,
-                "warmup_steps": min(DEFAULT.warmup_steps, steps),
-                "eval_interval": min(DEFAULT.eval_interval, steps),
-            }
+        cfg = dataclasses.replace(
+            DEFAULT,
+            corpus=str(args.corpus),
+            out=tmp,
+            steps=steps,
+            warmup_steps=min(DEFAULT.warmup_steps, steps),
+            eval_interval=min(DEFAULT.eval_interval, steps),
         )
         ours = train(cfg).metrics
     print(

@@ -29,10 +29,10 @@ import torch
 from torch import Tensor, nn
 
 from model import Vocab, WaveNet, WaveNetConfig
-from model.wavenet import Level, MaskedBatchNorm
+from model.layers import MaskedBatchNorm
+from model.wavenet import Level
 from training.corpus import load_corpus
-from training.data import EncodedNames, split_names
-from training.trainer import PACKED_ROW
+from training.data import PACKED_ROW, EncodedNames, split_names
 
 CORPUS = REPO.parent / "shared" / "data" / "names.txt"
 CONFIG = WaveNetConfig(

@@ -15,8 +15,8 @@ HELP = {
     "corpus": "text file, one name per line",
     "out": "checkpoint directory to write (created; the best weights end up here)",
     "model": "wavenet, or lstm (the recurrent baseline of the experiment tables)",
-    "vocab": 'the characters names may hold, e.g. "abcdefghijklmnopqrstuvwxyz-\'"; a line '
-    "with any other is a bad line (see --on-bad). Default: every character of the corpus",
+    "vocab": 'the characters names may hold, e.g. "abcdefghijklmnopqrstuvwxyz-\'" (a line '
+    "with any other is a bad line, see --on-bad); empty: every character of the corpus",
     "lowercase": "lowercase names while loading",
     "on_bad": "a line with a character outside the vocabulary (or, without --vocab, "
     "anything but letters, inner spaces, hyphens and apostrophes): 'error' (quote it and "

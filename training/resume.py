@@ -39,6 +39,20 @@ class Progress:
     history: list[dict[str, float]] = field(default_factory=list)  # one entry per evaluation
     main_done: bool = False  # the main phase is over (only distillation, if any, is left)
 
+    def evaluated(self, val: float, train_loss: float, elapsed: float) -> str:
+        """Note an evaluation at the current step; returns its log line."""
+        self.elapsed = elapsed
+        entry = {"step": self.step, "train_loss": train_loss, "val_loss": val}
+        self.history.append({**entry, "elapsed_s": round(elapsed, 2)})
+        if val < self.best_val:
+            self.best_val, self.best_step, self.stale_evals = val, self.step, 0
+        else:
+            self.stale_evals += 1
+        return (
+            f"step {self.step:>7} | train {train_loss:.4f} | val {val:.4f} | "
+            f"best {self.best_val:.4f} @ {self.best_step} | {elapsed:.1f}s"
+        )
+
 
 @dataclass
 class TrainState:

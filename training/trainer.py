@@ -172,23 +172,7 @@ def train(
         out_of_time = 0 < cfg.main_budget_s <= time.perf_counter() - started
         if p.step % cfg.eval_interval == 0 or p.step == cfg.steps or out_of_time:
             val = judge(state, data, save_best)
-            p.elapsed = time.perf_counter() - started
-            p.history.append(
-                {
-                    "step": p.step,
-                    "train_loss": loss_ema,
-                    "val_loss": val,
-                    "elapsed_s": round(p.elapsed, 2),
-                }
-            )
-            if val < p.best_val:
-                p.best_val, p.best_step, p.stale_evals = val, p.step, 0
-            else:
-                p.stale_evals += 1
-            bar.write(
-                f"step {p.step:>7} | train {loss_ema:.4f} | val {val:.4f} | "
-                f"best {p.best_val:.4f} @ {p.best_step} | {p.elapsed:.1f}s"
-            )
+            bar.write(p.evaluated(val, loss_ema, time.perf_counter() - started))
             if on_eval is not None:
                 on_eval(p.step, loss_ema, val)
             if diag is not None:

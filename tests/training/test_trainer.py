@@ -150,6 +150,7 @@ def test_any_alphabet_trains_and_the_vocab_holds_it(tmp_path: Path) -> None:
     assert {"-", "'", " ", "ë", "é"} <= set(loaded.vocab.chars)
     assert loaded.model.config.vocab_size == loaded.vocab.size
     assert loaded.vocab.encode("zoë")  # every corpus name is in the vocabulary
+    assert {"mary ann", "o'brien"} <= loaded.corpus_names  # names, not words
 
 
 def test_a_given_vocab_is_the_checkpoints_and_other_characters_are_bad_lines(
