@@ -90,7 +90,7 @@ class WaveNetConfig:
 
 
 class Level(nn.Module):
-    """One level: causal conv, BatchNorm, tanh (or the gated unit), dropout. The pad
+    """One level: causal conv, BatchNorm (if on), tanh (or the gated unit), dropout. The pad
     goes through all but the dropout: it stands for many positions at once."""
 
     def __init__(self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int) -> None:
