@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint format typecheck check bench corpus clean
+.PHONY: install serve test lint format typecheck check bench corpus clean \
+	container-deps container-test gpu-check
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -40,6 +41,22 @@ bench: $(STAMP)
 corpus: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[corpus]"
 	$(BIN)/python scripts/build_corpus.py
+
+# Docker where an engine answers, else Debian's podman with runc and debootstrap for the
+# local base image (docs/container.md).
+CONTAINER_TOOLS := podman runc debootstrap curl
+container-deps:
+	@docker info >/dev/null 2>&1 || for tool in $(CONTAINER_TOOLS); do \
+		command -v $$tool >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$(CONTAINER_TOOLS) >/dev/null || exit 1; break; }; \
+	done
+
+container-test: container-deps  ## build the image, run it, check the API, HEALTHCHECK, SIGTERM
+	scripts/container_test.sh
+
+gpu-check: $(STAMP)  ## CUDA training, sampling, service and score agreement (docs/gpu.md)
+	scripts/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
