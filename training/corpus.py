@@ -233,10 +233,10 @@ def load_labelled(
     names = list(dict.fromkeys(name for name, _, _ in rows))
     found = [sorted({v[i] for _, v, _ in rows}) for i in range(len(columns))]
     ordinal = tuple(all(is_integer(v) for v in vs) for vs in found)
-    values = tuple(
+    column_values = tuple(
         tuple(sorted(vs, key=int) if o else vs) for vs, o in zip(found, ordinal, strict=True)
     )
-    table = LabelTable(columns, values, ordinal, rows)
+    table = LabelTable(columns, column_values, ordinal, rows)
     lines = text.count("\n") + (not text.endswith("\n"))
     return Corpus(names, sha, lines, skipped, duplicates, table)
 
