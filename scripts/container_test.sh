@@ -166,9 +166,10 @@ stop_s=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
 code=$("$ENGINE" inspect --format '{{.State.ExitCode}}' "$NAME")
 "$ENGINE" logs "$NAME" 2>&1 | grep -q 'Finished server process' ||
     fail "no graceful shutdown in the logs (exit $code)"
-[ "$code" = 0 ] || fail "exit status $code after SIGTERM"
+# 0 as PID 1; 143 (SIGTERM re-raised by uvicorn after its shutdown) under an init process.
+[ "$code" = 0 ] || [ "$code" = 143 ] || fail "exit status $code after SIGTERM"
 python3 -c "import sys; sys.exit(not $stop_s <= $MAX_STOP_S)" ||
     fail "SIGTERM took $stop_s s to stop it (more than $MAX_STOP_S s)"
-say "SIGTERM -> stopped in ${stop_s} s, exit status 0, graceful shutdown logged"
+say "SIGTERM -> stopped in ${stop_s} s, exit status $code, graceful shutdown logged"
 
 echo "container-test passed: $ENGINE, base $BASE_IMAGE, build ${build_s} s, image ${size_mb} MB, stop ${stop_s} s"
