@@ -31,7 +31,8 @@ import torch
 from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
-from model.registry import LanguageModel, build_model, config_from_dict, kind_of
+from model.labels import LabelSpace
+from model.registry import LanguageModel, build_model, config_from_dict, kind_of, label_sizes
 from model.vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
@@ -54,6 +55,7 @@ REMOVED_OPTIONS: dict[str, Any] = {
     "head_dropout": 0.0,
     "max_positions": 0,
     "head_positions": 0,
+    "bn_eps": 1e-5,  # a constant since issue 18 (model/layers.py's BN_EPS)
 }
 REMOVED_AT = "780ea5d"
 
@@ -84,6 +86,7 @@ class Checkpoint:
     meta: dict[str, Any]
     corpus_names: frozenset[str]
     path: Path
+    labels: LabelSpace | None = None  # the label columns of a conditional model
 
     @property
     def fingerprint(self) -> str:
@@ -130,9 +133,14 @@ def save_checkpoint(
     meta: dict[str, Any],
     corpus_names: Iterable[str],
     train_state: dict[str, Tensor] | None = None,
+    labels: LabelSpace | None = None,
 ) -> None:
     """Write a checkpoint directory (created if needed). `meta` is stored as given, with
-    the model config, vocab, payload list and library versions filled in."""
+    the model config, vocab, label space, payload list and library versions filled in.
+    Raises ValueError when `labels` does not match the model's label columns."""
+    sizes = labels.sizes if labels is not None else ()
+    if label_sizes(model.config) != sizes:
+        raise ValueError(f"model label_sizes {label_sizes(model.config)} != the labels' {sizes}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -153,12 +161,13 @@ def save_checkpoint(
         files[kind] = {"path": name, "sha256": sha}
 
     record = {
-        **meta,
+        **{k: v for k, v in meta.items() if k != "labels"},  # the `labels` argument decides
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_kind": kind_of(model.config),
         "model_config": model.config.to_dict(),
         "vocab": "".join(vocab.chars),
+        **({"labels": labels.to_dict()} if labels is not None else {}),
         "num_params": model.num_params(),
         "files": files,
         "versions": library_versions(),
@@ -234,8 +243,16 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         config_dict = without_removed_options(kind, dict(meta["model_config"]))
         config = config_from_dict(kind, config_dict)
         vocab = Vocab(tuple(meta["vocab"]))
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint {path}: invalid model config or vocab: {e}") from e
+        labels = LabelSpace.from_dict(meta["labels"]) if meta.get("labels") else None
+    except (TypeError, ValueError) as e:  # LabelError is a ValueError
+        raise CheckpointError(
+            f"checkpoint {path}: invalid model config, vocab or labels: {e}"
+        ) from e
+    sizes = labels.sizes if labels is not None else ()
+    if label_sizes(config) != sizes:
+        raise CheckpointError(
+            f"checkpoint {path}: model label_sizes {label_sizes(config)} != the labels' {sizes}"
+        )
     if config.vocab_size != vocab.size:
         raise CheckpointError(
             f"checkpoint {path}: vocab has {vocab.size} characters, "
@@ -259,7 +276,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     model.load_state_dict(weights)
     model.to(device).eval()
     corpus = _read_payload(path, meta, "corpus").decode("utf-8").splitlines()  # "mary ann"
-    return Checkpoint(model, vocab, meta, frozenset(corpus), path)
+    return Checkpoint(model, vocab, meta, frozenset(corpus), path, labels)
 
 
 def load_train_state(path: str | Path) -> dict[str, Tensor]:

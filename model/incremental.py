@@ -5,14 +5,21 @@ map and folds into the conv weights. Generating a character then needs, at each 
 only the level's current input and its inputs at t - d, t - 2d, ... (kernel k, dilation
 d): a ring buffer of (k-1)*d past inputs per level. Each new character costs one small
 matmul per level for the whole batch, never a re-run of the window.
+
+A conditional model's labels enter every level's pre-activation and the head as one
+vector per row: `init_state` computes those once per row (and the rings' pre-name values,
+which depend on them), so rows with different labels share a batch and a step costs one
+add per level more than without labels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from model.layers import activate
 from model.wavenet import Level, WaveNet
@@ -69,6 +76,38 @@ class FoldedLevel:
         return h
 
 
+@dataclass(frozen=True)
+class State:
+    """The rows of a batch being generated: per level a ring (B, span, (k-1)*W) of past
+    inputs' future contributions; for a conditional model each row's conditioning per
+    level (B, W) and for the head (B, H)."""
+
+    rings: list[Tensor]
+    conds: list[Tensor] | None = None
+    head: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.rings[0].shape[0]
+
+    def take(self, keep: Tensor) -> State:
+        """Only these rows (batch compaction)."""
+        return State(
+            [ring[keep] for ring in self.rings],
+            None if self.conds is None else [c[keep] for c in self.conds],
+            None if self.head is None else self.head[keep],
+        )
+
+    @classmethod
+    def cat(cls, states: Sequence[State]) -> State:
+        """The rows of several states, in order. A fresh state's rings hold one value in
+        every slot, so its rows may join a batch at any step t."""
+        rings = [torch.cat(r) for r in zip(*(s.rings for s in states), strict=True)]
+        if states[0].conds is None:
+            return cls(rings)
+        conds = [torch.cat(c) for c in zip(*(s.conds or [] for s in states), strict=True)]
+        return cls(rings, conds, torch.cat([s.head for s in states if s.head is not None]))
+
+
 class IncrementalWaveNet:
     """An eval-mode WaveNet stepping one character at a time for a batch of rows.
     Handles every WaveNetConfig: gated units, residual and skip sums, the hidden head
@@ -91,49 +130,102 @@ class IncrementalWaveNet:
             )
             self.head_weight = model.lm_head.weight.detach().t().contiguous()  # (H, V)
             self.head_bias = model.lm_head.bias.detach().clone()
-            self.pad_projections = self._pad_projections()
+            # Conditioning: the label tables (V_j, D), the projections of their sum.
+            self.label_tables = [
+                e.weight.detach().clone() for e in model.label_emb if isinstance(e, nn.Embedding)
+            ]
+            self.cond_weight = self._cond_weight(model)
+            self.cond_ends = list(accumulate(lvl.width for lvl in self.levels))
+            self.pad_projections = self._pad_projections(None)
         self.vocab_size = self.embedding.shape[0]
         self.device = self.embedding.device
 
-    def _pad_projections(self) -> list[Tensor]:
-        """Every level's input before the name starts is one constant vector (see
-        WaveNet's docstring); its projections fill the rings at the start."""
+    @staticmethod
+    def _cond_weight(model: WaveNet) -> Tensor | None:
+        """Every level's and the head's projection of the label sum, side by side:
+        (D, widths of the levels + H), or None without labels."""
+        if model.head_cond is None:
+            return None
+        weights = []
+        for level in model.levels:
+            assert isinstance(level, Level) and level.cond is not None
+            weights.append(level.cond.weight)
+        return torch.cat([*weights, model.head_cond.weight]).detach().t().contiguous()
+
+    def _pad_projections(self, conds: list[Tensor] | None) -> list[Tensor]:
+        """Every level's input before the name starts is one vector (see WaveNet's
+        docstring), per row (B, kW) when conditioned, else shared (kW,); its projections
+        fill the rings at the start."""
         projections = []
         x = self.embedding[0]
         for i, lvl in enumerate(self.levels):
-            y = self.first_table[0] if i == 0 else torch.addmm(lvl.bias, x[None], lvl.weight)[0]
+            y = (
+                self.first_table[0]
+                if i == 0
+                else torch.addmm(lvl.bias, x.view(-1, x.shape[-1]), lvl.weight)
+            )
+            y = y.view(-1, lvl.kernel * lvl.width) if conds is not None else y.view(-1)
             projections.append(y)
-            h = y.view(lvl.kernel, lvl.width).sum(dim=0)  # every tap sees the same input
+            h = y.view(*y.shape[:-1], lvl.kernel, lvl.width).sum(dim=-2)  # taps see one value
+            if conds is not None:
+                h = h + conds[i]  # (B, W)
             x = self._combine(x, lvl.activation(h))
         return projections
 
     def _combine(self, x: Tensor, z: Tensor) -> Tensor:
         return x + z if self.residual and z.shape[-1] == x.shape[-1] else z
 
-    def init_state(self, batch: int) -> list[Tensor]:
-        """Per level a ring (B, span, (k-1)*W) of future contributions of past inputs,
-        filled with those of the pre-name value."""
-        return [
-            y[lvl.width :].expand(batch, lvl.span, -1).clone()
-            for y, lvl in zip(self.pad_projections, self.levels, strict=True)
+    def init_state(self, batch: int, labels: Tensor | None = None) -> State:
+        """The state of `batch` rows about to start their names; labels (B, L) their
+        label ids (0: unknown; None: all unknown), for a conditional model only."""
+        if self.cond_weight is None:
+            if labels is not None:
+                raise ValueError("this model has no label columns: labels must be None")
+            pads = self.pad_projections
+            return State(
+                [
+                    y[lvl.width :].expand(batch, lvl.span, -1).clone()
+                    for y, lvl in zip(pads, self.levels, strict=True)
+                ]
+            )
+        L = len(self.label_tables)
+        if labels is None:
+            labels = torch.zeros(batch, L, dtype=torch.long, device=self.device)
+        if labels.shape != (batch, L):
+            raise ValueError(f"labels must be ({batch}, {L}), got {tuple(labels.shape)}")
+        emb = sum(table[labels[:, j]] for j, table in enumerate(self.label_tables))  # (B, D)
+        assert isinstance(emb, Tensor)
+        c = emb @ self.cond_weight  # (B, widths + H)
+        ends = self.cond_ends
+        conds = [c[:, a:b].contiguous() for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+        pads = self._pad_projections(conds)
+        rings = [
+            y[:, lvl.width :].unsqueeze(1).expand(batch, lvl.span, -1).clone()
+            for y, lvl in zip(pads, self.levels, strict=True)
         ]
+        return State(rings, conds, c[:, ends[-1] :].contiguous())
 
-    def step(self, tokens: Tensor, state: list[Tensor], t: int) -> Tensor:
+    def step(self, tokens: Tensor, state: State, t: int) -> Tensor:
         """Feed the tokens at position t (B,); returns logits for position t (B, V).
         Updates `state` in place."""
         x = self.embedding[tokens] if self.residual else tokens  # only read when residual
         first = self.first_table[tokens]
         skip: Tensor | None = None
-        for i, (lvl, ring) in enumerate(zip(self.levels, state, strict=True)):
+        conds = state.conds
+        for i, (lvl, ring) in enumerate(zip(self.levels, state.rings, strict=True)):
             y = first if i == 0 else torch.addmm(lvl.bias, x, lvl.weight)
             h = lvl.pre_activation(y, ring, t)
+            if conds is not None:
+                h = h + conds[i]
             # pre-activations that are fresh tensors take tanh in place (no allocation)
-            fresh = lvl.span and not lvl.gated
+            fresh = (lvl.span or conds is not None) and not lvl.gated
             z = h.tanh_() if fresh else lvl.activation(h)
             x = self._combine(x, z)  # without residuals this is just z
             if self.skip:
                 skip = z if skip is None else skip + z
         h = skip if skip is not None else x
+        if state.head is not None:
+            h = h + state.head
         if self.head_hidden is not None:
             if self.skip:
                 h = torch.relu(h)

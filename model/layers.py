@@ -1,8 +1,9 @@
 """The WaveNet's layers: causal convolution, masked BatchNorm, a fast CPU dropout, the
 (gated) activation.
 
-The conv and BatchNorm carry a `pad` vector (C,) beside the batch: the value every
-position before the start of a name has at that layer (see model/wavenet.py).
+The conv and BatchNorm carry a `pad` beside the batch: the value every position before
+the start of a name has at that layer (see model/wavenet.py). It is one vector (C,) in an
+unconditional model; with labels it depends on them, one per row of labels (R, C).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+BN_EPS = 1e-5  # BatchNorm's epsilon (the lecture's, torch's default)
 
 
 class CausalConv(nn.Module):
@@ -27,22 +30,29 @@ class CausalConv(nn.Module):
         self.proj = nn.Linear(kernel * in_dim, out_dim, bias=bias)  # no bias when BN follows
 
     def forward(
-        self, x: Tensor, pad: Tensor, offsets: Tensor | None = None
+        self, x: Tensor, pad: Tensor, offsets: Tensor | None = None, seen: Tensor | None = None
     ) -> tuple[Tensor, Tensor]:
+        """pad (C,) or per row (R, C); `seen` is the pad each position sees, (C,), (B, 1, C)
+        or (B, T, C), when that is not just `pad`. Returns (B, T, H) and the pad's (H,)
+        or (R, H)."""
         if self.kernel > 1:
-            x = self.taps(x, pad) if offsets is None else self.packed_taps(x, pad, offsets)
-        return self.proj(x), self.proj(pad.repeat(self.kernel))  # (B, T, H), (H,)
+            at = pad if seen is None else seen
+            x = self.taps(x, at) if offsets is None else self.packed_taps(x, at, offsets)
+        taps = pad.repeat(self.kernel) if pad.dim() == 1 else pad.repeat(1, self.kernel)
+        return self.proj(x), self.proj(taps)  # every tap of a pad sees the pad
 
     def taps(self, x: Tensor, pad: Tensor) -> Tensor:
         """One name per row, starting at position 0: (B, T, C) -> (B, T, k*C)."""
         B, T, C = x.shape
         k, d = self.kernel, self.dilation
-        x = torch.cat([pad.expand(B, (k - 1) * d, C), x], dim=1)  # (B, T + (k-1)d, C)
+        fill = pad if pad.dim() == 1 else pad[:, :1]  # (C,) or (B, 1, C): the row's name's
+        x = torch.cat([fill.expand(B, (k - 1) * d, C), x], dim=1)  # (B, T + (k-1)d, C)
         return torch.cat([x[:, j * d : j * d + T] for j in range(k)], dim=-1)  # (B, T, k*C)
 
     def packed_taps(self, x: Tensor, pad: Tensor, offsets: Tensor) -> Tensor:
         """Packed rows, offsets (B, T) each position's index within its name: a tap that
-        reaches back past the start of its name reads the pad."""
+        reaches back past the start of its name reads the pad (that name's, when the pad
+        is per position)."""
         B, T, C = x.shape
         k, d = self.kernel, self.dilation
         taps = []
@@ -52,7 +62,9 @@ class CausalConv(nn.Module):
                 taps.append(x)
                 continue
             n = min(back, T)
-            shifted = torch.cat([pad.expand(B, n, C), x[:, : T - n]], dim=1)  # (B, T, C)
+            # the first n positions take the pad below whatever fills them here
+            fill = (pad if pad.dim() == 1 else pad[:, :n]).expand(B, n, C)
+            shifted = torch.cat([fill, x[:, : T - n]], dim=1)  # (B, T, C)
             taps.append(torch.where((offsets >= back).unsqueeze(-1), shifted, pad))
         return torch.cat(taps, dim=-1)  # (B, T, k*C)
 
@@ -60,7 +72,7 @@ class CausalConv(nn.Module):
 class MaskedBatchNorm(nn.Module):
     """BatchNorm over batch and time that counts only the positions in `mask`."""
 
-    def __init__(self, dim: int, eps: float, momentum: float) -> None:
+    def __init__(self, dim: int, eps: float = BN_EPS, momentum: float = 0.1) -> None:
         super().__init__()
         self.eps, self.momentum = eps, momentum
         self.weight = nn.Parameter(torch.ones(dim))

@@ -25,6 +25,11 @@ def kind_of(config: ModelConfig) -> str:
     return "lstm" if isinstance(config, LSTMConfig) else "wavenet"
 
 
+def label_sizes(config: ModelConfig) -> tuple[int, ...]:
+    """The label columns' sizes of a conditional model; () for any other."""
+    return config.label_sizes if isinstance(config, WaveNetConfig) else ()
+
+
 def config_from_dict(kind: str, d: dict[str, Any]) -> ModelConfig:
     """Raises ValueError for an unknown kind or unknown keys, TypeError or ValueError for
     bad values."""

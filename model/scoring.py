@@ -37,21 +37,36 @@ class NameScore:
     char_probs: list[float]  # P of each character given the ones before, then of the end
 
 
+def char_logprobs(logits: Tensor, y: Tensor) -> Tensor:
+    """log P of each target (B, T), 0 on padding."""
+    logp = F.log_softmax(logits.float(), dim=-1).gather(-1, y.clamp(min=0)[..., None])
+    return logp.squeeze(-1).masked_fill(y == IGNORE_INDEX, 0.0)  # (B, T)
+
+
 @torch.inference_mode()
 def score_names(
-    model: WaveNet, vocab: Vocab, names: Sequence[str], chunk: int = 4096
+    model: WaveNet,
+    vocab: Vocab,
+    names: Sequence[str],
+    labels: Tensor | Sequence[Sequence[int]] | None = None,
+    chunk: int = 4096,
 ) -> list[NameScore]:
-    """Scores in input order. The model must be in eval mode (running BatchNorm stats)."""
+    """Scores in input order, under labels (N, L) of ids (0: unknown) for a conditional
+    model; None: all unknown. The model must be in eval mode (running BatchNorm stats)."""
     if model.training:
         raise ValueError("score_names needs the model in eval mode")
     device = next(model.parameters()).device
+    if labels is not None and len(names):
+        labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+        if labels.dim() != 2 or labels.shape[0] != len(names):
+            raise ValueError(f"labels must be ({len(names)}, L), got {tuple(labels.shape)}")
     scores: list[NameScore] = []
     for start in range(0, len(names), chunk):
         part = names[start : start + chunk]
         x, y, lengths = (t.to(device) for t in encode_names(vocab, part))
-        logits, _ = model(x)  # (B, T, V)
-        logp = F.log_softmax(logits.float(), dim=-1).gather(-1, y.clamp(min=0)[..., None])
-        logp = logp.squeeze(-1).masked_fill(y == IGNORE_INDEX, 0.0)  # (B, T)
+        rows = None if labels is None else labels[start : start + chunk]
+        logits, _ = model(x, labels=rows)  # (B, T, V)
+        logp = char_logprobs(logits, y)  # (B, T)
         totals = logp.sum(dim=-1).tolist()
         probs = logp.exp().tolist()
         for name, total, row, n in zip(part, totals, probs, lengths.tolist(), strict=True):

@@ -19,8 +19,15 @@ starting with its '.', when `offsets` gives every position's index within its ow
 A tap that would reach back past the start of its name reads the pad vector instead, so
 each name sees exactly what it would see alone, and no time is spent on padding.
 
-Options from the WaveNet paper (gated units, residual and skip connections, a ReLU head)
-are all off in the lecture's configuration, the defaults below.
+Global conditioning (the WaveNet paper's, for speakers): with `label_sizes`, every label
+column (sex, decade, ...) has an embedding, id 0 standing for "unknown"; their sum h is
+projected into every level's pre-activation, after BatchNorm (whose statistics then do not
+depend on the labels) and before the activation, and into the head's input. The pad then
+depends on the labels too: one per row of labels. Packed rows with labels per position
+share the work between positions with the same labels (usually few distinct sets).
+
+Options from the WaveNet paper (gated units, residual and skip connections, a ReLU head,
+conditioning) are all off in the lecture's configuration, the defaults below.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.layers import CausalConv, Dropout, MaskedBatchNorm, activate
+from model.layers import BN_EPS, CausalConv, Dropout, MaskedBatchNorm, activate
 
 IGNORE_INDEX = -1  # target id of padding positions after a name has ended
 
@@ -53,10 +60,16 @@ class WaveNetConfig:
     dropout: float = 0.0  # on every level's output, while training
     batchnorm: bool = True  # False: no normalization, and the convs get a bias
     bn_momentum: float = 0.1  # the lecture's BatchNorm1d momentum
-    bn_eps: float = 1e-5
+    # Per label column its number of ids, "unknown" (id 0) included; () for none.
+    label_sizes: tuple[int, ...] = field(default=())
 
     def __post_init__(self) -> None:
         self.kernel_sizes = tuple(int(k) for k in self.kernel_sizes)
+        self.label_sizes = tuple(int(n) for n in self.label_sizes)
+        if any(n < 2 for n in self.label_sizes):
+            raise ValueError(
+                f"label_sizes must be >= 2 (unknown and a value), got {self.label_sizes}"
+            )
         if not self.kernel_sizes or any(k < 1 for k in self.kernel_sizes):
             raise ValueError(f"kernel_sizes must be positive, got {self.kernel_sizes}")
         for name in ("vocab_size", "n_embd", "n_hidden"):
@@ -79,7 +92,8 @@ class WaveNetConfig:
         return 1 + sum((k - 1) * d for k, d in pairs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "kernel_sizes": list(self.kernel_sizes)}
+        d = asdict(self)
+        return {**d, "kernel_sizes": list(self.kernel_sizes), "label_sizes": list(self.label_sizes)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WaveNetConfig:
@@ -89,26 +103,53 @@ class WaveNetConfig:
         return cls(**d)
 
 
+@dataclass(frozen=True)
+class LabelRows:
+    """The labels of a batch as rows: each row's label embedding sum (R, D) and, when the
+    labels are per position, each position's row (B, T); else row b is batch row b (or
+    one row serves the whole batch)."""
+
+    emb: Tensor  # (R, D)
+    where: Tensor | None  # (B, T) or None
+
+    def spread(self, v: Tensor) -> Tensor:
+        """A per-row tensor (R, C) as every position sees it: (B or 1, 1 or T, C). A
+        shared one (C,) stays as it is."""
+        if v.dim() == 1:
+            return v
+        return v[:, None] if self.where is None else v[self.where]
+
+
 class Level(nn.Module):
-    """One level: causal conv, BatchNorm (if on), tanh (or the gated unit), dropout. The pad
-    goes through all but the dropout: it stands for many positions at once."""
+    """One level: causal conv, BatchNorm (if on), the labels' projection (if any), tanh
+    (or the gated unit), dropout. The pad goes through all but the dropout: it stands for
+    many positions at once."""
 
     def __init__(self, in_dim: int, config: WaveNetConfig, kernel: int, dilation: int) -> None:
         super().__init__()
         self.gated = config.gated
         width = config.n_hidden * (2 if config.gated else 1)  # filter and gate halves
         self.conv = CausalConv(in_dim, width, kernel, dilation, bias=not config.batchnorm)
-        self.bn = (
-            MaskedBatchNorm(width, config.bn_eps, config.bn_momentum) if config.batchnorm else None
-        )
+        self.bn = MaskedBatchNorm(width, BN_EPS, config.bn_momentum) if config.batchnorm else None
+        # V h of the paper, for filter and gate at once
+        self.cond = nn.Linear(config.n_hidden, width, bias=False) if config.label_sizes else None
         self.dropout = Dropout(config.dropout)
 
     def forward(
-        self, x: Tensor, pad: Tensor, mask: Tensor | None, offsets: Tensor | None = None
+        self,
+        x: Tensor,
+        pad: Tensor,
+        mask: Tensor | None,
+        offsets: Tensor | None = None,
+        rows: LabelRows | None = None,
     ) -> tuple[Tensor, Tensor]:
-        x, pad = self.conv(x, pad, offsets)  # (B, T, W), (W,)
+        seen = None if rows is None else rows.spread(pad)
+        x, pad = self.conv(x, pad, offsets, seen)  # (B, T, W), (W,) or (R, W)
         if self.bn is not None:
             x, pad = self.bn(x, pad, mask)
+        if rows is not None and self.cond is not None:
+            c = self.cond(rows.emb)  # (R, W)
+            x, pad = x + rows.spread(c), pad + c
         z, z_pad = activate(x, self.gated), activate(pad, self.gated)  # (B, T, H), (H,)
         return self.dropout(z), z_pad
 
@@ -118,6 +159,8 @@ class WaveNet(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        # one embedding per label column, of width n_hidden; their sum is h
+        self.label_emb = nn.ModuleList(nn.Embedding(n, config.n_hidden) for n in config.label_sizes)
         dims = [config.n_embd] + [config.n_hidden] * len(config.kernel_sizes)
         self.levels = nn.ModuleList(
             Level(dims[i], config, k, d)
@@ -125,6 +168,9 @@ class WaveNet(nn.Module):
         )
         # A level adds its output to its input only where the widths match.
         self.residual = [config.residual and dims[i] == dims[i + 1] for i in range(len(dims) - 1)]
+        self.head_cond = (
+            nn.Linear(config.n_hidden, config.n_hidden, bias=False) if config.label_sizes else None
+        )
         # The WaveNet paper's head is ReLU, 1x1, ReLU, 1x1; the lecture's a single Linear.
         self.head_hidden = (
             nn.Linear(config.n_hidden, config.head_hidden) if config.head_hidden else None
@@ -140,6 +186,13 @@ class WaveNet(nn.Module):
             nn.init.kaiming_normal_(level.conv.proj.weight, nonlinearity="tanh", mode="fan_in")
             if level.conv.proj.bias is not None:
                 nn.init.zeros_(level.conv.proj.bias)
+            if level.cond is not None:  # zero: an untrained conditional model is the plain one
+                nn.init.zeros_(level.cond.weight)
+        for emb in self.label_emb:
+            assert isinstance(emb, nn.Embedding)
+            nn.init.normal_(emb.weight)
+        if self.head_cond is not None:
+            nn.init.zeros_(self.head_cond.weight)
         if self.head_hidden is not None:
             nn.init.kaiming_normal_(self.head_hidden.weight, nonlinearity="relu", mode="fan_in")
             nn.init.zeros_(self.head_hidden.bias)
@@ -150,23 +203,61 @@ class WaveNet(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def label_rows(self, labels: Tensor | None, idx: Tensor) -> LabelRows | None:
+        """The labels (B, L) or (B, T, L) as rows (None: all unknown, one shared row).
+        Per-position labels become their distinct sets, found through one integer key per
+        position (the ids in mixed radix)."""
+        sizes = self.config.label_sizes
+        if not sizes:
+            if labels is not None:
+                raise ValueError("this model has no label columns: labels must be None")
+            return None
+        if labels is None:
+            labels = idx.new_zeros(1, len(sizes))
+        per_row = labels.dim() == 2 and labels.shape[0] in (1, idx.shape[0])
+        if not (per_row or labels.shape[:-1] == idx.shape) or labels.shape[-1] != len(sizes):
+            raise ValueError(
+                f"labels must be (B, {len(sizes)}) or (B, T, {len(sizes)}) for idx "
+                f"{tuple(idx.shape)}, got {tuple(labels.shape)}"
+            )
+        bounds = torch.tensor(sizes, device=labels.device)
+        if bool(((labels < 0) | (labels >= bounds)).any()):
+            raise ValueError(f"label ids out of range for label_sizes {sizes}")
+        where = None
+        if not per_row:
+            radix = torch.tensor([math.prod(sizes[:j]) for j in range(len(sizes))])
+            radix = radix.to(labels.device)
+            keys, where = torch.unique((labels * radix).sum(-1), return_inverse=True)  # (R,)
+            labels = keys[:, None] // radix % bounds  # (R, L)
+        emb = sum(e(labels[:, j]) for j, e in enumerate(self.label_emb))  # (R, D)
+        assert isinstance(emb, Tensor)
+        return LabelRows(emb, where)
+
     def forward(
-        self, idx: Tensor, targets: Tensor | None = None, offsets: Tensor | None = None
+        self,
+        idx: Tensor,
+        targets: Tensor | None = None,
+        offsets: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """idx (B, T) of ids, starting with the boundary token; targets (B, T) the next
         ids, IGNORE_INDEX on padding. Returns logits (B, T, V) and the mean loss over
         real positions when targets are given. For packed rows, offsets (B, T) is each
-        position's index within its name (see the module docstring)."""
+        position's index within its name (see the module docstring). labels: ids (B, L)
+        per row or (B, T, L) per position, 0 for unknown; None: all unknown."""
         mask = targets != IGNORE_INDEX if targets is not None else None  # (B, T)
+        rows = self.label_rows(labels, idx)
         x = self.wte(idx)  # (B, T, C)
         pad = self.wte.weight[0]  # (C,) what every position before the name sees
         skip: Tensor | None = None  # the sum of every level's output
         for level, residual in zip(self.levels, self.residual, strict=True):
-            z, z_pad = level(x, pad, mask, offsets)  # (B, T, H), (H,)
+            z, z_pad = level(x, pad, mask, offsets, rows)  # (B, T, H), (H,) or (R, H)
             x, pad = (x + z, pad + z_pad) if residual else (z, z_pad)  # (B, T, H)
             if self.config.skip:
                 skip = z if skip is None else skip + z
         h = x if skip is None else skip  # (B, T, H)
+        if rows is not None and self.head_cond is not None:
+            h = h + rows.spread(self.head_cond(rows.emb))
         if self.head_hidden is not None:
             if self.config.skip:
                 h = F.relu(h)  # a skip sum is unbounded; a tanh output needs no ReLU

@@ -193,7 +193,7 @@ def test_config_round_trip_and_validation() -> None:
         "dropout",
         "batchnorm",
         "bn_momentum",
-        "bn_eps",
+        "label_sizes",
     ]
     for bad in ({"kernel_sizes": ()}, {"n_hidden": 0}, {"dropout": 1.0}, {"head_hidden": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
