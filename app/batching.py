@@ -1,6 +1,7 @@
 """One inference worker that merges concurrent requests into shared model batches.
 
-Handlers `submit()` work and await its result. The worker takes everything queued (after
+Handlers `submit()` a typed job (`GenerateJob`, `ScoreJob`) and await its future. The
+worker takes everything queued (after
 waiting `window_s` for company when it finds a lone job), runs the /generate jobs as one
 `Engine.generate_many` and the /score jobs as one `Engine.score_many`, and hands each
 request its part. Model calls happen one at a time (two would only fight over the same
@@ -18,13 +19,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import torch
 from starlette.concurrency import run_in_threadpool
 
-from model.engine import Engine, GenerateRequest, GenerateResult, ScoredName
+from model.engine import Engine, ScoredName
+from model.request import GenerateRequest, GenerateResult
 
 log = logging.getLogger("namegen")
 
@@ -43,19 +45,48 @@ class ClientGone(Exception):
     """The client disconnected before its job ran."""
 
 
-@dataclass
-class Job:
-    kind: Literal["generate", "score"]
-    payload: Any  # GenerateRequest, or a list of names
-    future: asyncio.Future[Any]
-    rows: int  # names to generate or score: the job's share of a batch
-    timer: asyncio.TimerHandle | None = None
+R = TypeVar("R")
+
+
+def _new_future() -> asyncio.Future[Any]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass(eq=False)  # a job is itself, whatever its fields: the queue removes it by identity
+class Job(Generic[R]):
+    """Work for the model; `future` gets its result. Made on the event loop."""
+
+    future: asyncio.Future[R] = field(default_factory=_new_future, init=False)
+    timer: asyncio.TimerHandle | None = field(default=None, init=False)
+
+    @property
+    def rows(self) -> int:
+        """Names to generate or score: the job's share of a batch."""
+        raise NotImplementedError
 
     def fail(self, error: Exception) -> None:
         """End the job with `error` unless it has ended already (a job that has ended is
         skipped by the worker)."""
         if not self.future.done():
             self.future.set_exception(error)
+
+
+@dataclass(eq=False)
+class GenerateJob(Job[GenerateResult]):
+    request: GenerateRequest
+
+    @property
+    def rows(self) -> int:
+        return self.request.n
+
+
+@dataclass(eq=False)
+class ScoreJob(Job[list[ScoredName]]):
+    names: list[str]  # trimmed, lowercased, in the vocabulary
+
+    @property
+    def rows(self) -> int:
+        return len(self.names)
 
 
 class BatchingWorker:
@@ -79,7 +110,7 @@ class BatchingWorker:
         self.large_batch_rows = large_batch_rows
         self.max_queue, self.window_s, self.batching = max_queue, window_s, batching
         self.max_batch_rows = max_batch_rows
-        self.queue: list[Job] = []
+        self.queue: list[Job[Any]] = []
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.on_batch: Callable[[int], None] = lambda requests: None  # for metrics
@@ -97,9 +128,7 @@ class BatchingWorker:
     def depth(self) -> int:
         return len(self.queue)
 
-    def submit(
-        self, kind: Literal["generate", "score"], payload: Any, rows: int, timeout_s: float
-    ) -> Job:
+    def submit(self, job: Job[R], timeout_s: float) -> None:
         """Queue a job: `job.future` gets its result, or TimedOut after `timeout_s`.
         Raises Overloaded when the queue is full. The caller awaits the future and then
         calls `release(job)`, whatever happened.
@@ -108,14 +137,11 @@ class BatchingWorker:
         asyncio.wait_for and shield would each cost another task per request.)"""
         if len(self.queue) >= self.max_queue:
             raise Overloaded
-        loop = asyncio.get_running_loop()
-        job = Job(kind, payload, loop.create_future(), rows)
-        job.timer = loop.call_later(timeout_s, job.fail, TimedOut())
+        job.timer = asyncio.get_running_loop().call_later(timeout_s, job.fail, TimedOut())
         self.queue.append(job)
         self.wakeup.set()
-        return job
 
-    def release(self, job: Job) -> None:
+    def release(self, job: Job[Any]) -> None:
         """The caller is done with `job`: a job still queued is dropped."""
         if job.timer is not None:
             job.timer.cancel()
@@ -140,12 +166,12 @@ class BatchingWorker:
                 for job in batch:
                     job.fail(RuntimeError("inference failed"))
 
-    def _take(self) -> list[Job]:
+    def _take(self) -> list[Job[Any]]:
         """The next batch: queued jobs still awaited, up to max_batch_rows (at least one)."""
         self.queue = [job for job in self.queue if not job.future.done()]
         if not self.batching:
             return [self.queue.pop(0)] if self.queue else []
-        batch: list[Job] = []
+        batch: list[Job[Any]] = []
         rows = 0
         while self.queue and (not batch or rows + self.queue[0].rows <= self.max_batch_rows):
             job = self.queue.pop(0)
@@ -153,29 +179,30 @@ class BatchingWorker:
             rows += job.rows
         return batch
 
-    async def _execute(self, batch: list[Job]) -> None:
-        generate = [job for job in batch if job.kind == "generate"]
-        score = [job for job in batch if job.kind == "score"]
+    async def _execute(self, batch: list[Job[Any]]) -> None:
+        generate = [job for job in batch if isinstance(job, GenerateJob)]
+        score = [job for job in batch if isinstance(job, ScoreJob)]
         rows = sum(job.rows for job in batch)
         self.on_batch(len(batch))
         threads = self.large_batch_threads if rows >= self.large_batch_rows else self.threads
         if rows <= INLINE_ROWS:
-            results = self._compute(generate, score, threads)
+            generated, scored = self._compute(generate, score, threads)
         else:
-            results = await run_in_threadpool(self._compute, generate, score, threads)
-        for job, result in zip(generate + score, results, strict=True):
-            if not job.future.done():
-                job.future.set_result(result)
+            generated, scored = await run_in_threadpool(self._compute, generate, score, threads)
+        _resolve(generate, generated)
+        _resolve(score, scored)
 
-    def _compute(self, generate: Sequence[Job], score: Sequence[Job], threads: int) -> list[Any]:
+    def _compute(
+        self, generate: Sequence[GenerateJob], score: Sequence[ScoreJob], threads: int
+    ) -> tuple[list[GenerateResult], list[list[ScoredName]]]:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        out: list[Any] = []
-        if generate:
-            reqs: list[GenerateRequest] = [job.payload for job in generate]
-            results: list[GenerateResult] = self.engine.generate_many(reqs)
-            out.extend(results)
-        if score:
-            scored: list[list[ScoredName]] = self.engine.score_many([job.payload for job in score])
-            out.extend(scored)
-        return out
+        generated = self.engine.generate_many([job.request for job in generate]) if generate else []
+        scored = self.engine.score_many([job.names for job in score]) if score else []
+        return generated, scored
+
+
+def _resolve(jobs: Sequence[Job[R]], results: Sequence[R]) -> None:
+    for job, result in zip(jobs, results, strict=True):
+        if not job.future.done():  # timed out or its client left meanwhile
+            job.future.set_result(result)

@@ -1,31 +1,22 @@
-"""The typed dependency the handlers reach the model through: the `Service` that lifespan
-builds (engine, settings, inference worker, metrics), and the request-to-worker plumbing."""
+"""The typed dependency the handlers reach the model through (the `Service` that lifespan
+builds), and the request-to-worker plumbing."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
-from app.batching import BatchingWorker, ClientGone, Job, Overloaded, TimedOut
-from app.config import Settings
+from app.batching import ClientGone, Job, Overloaded, TimedOut
 from app.errors import BUSY_HEADERS, BUSY_MESSAGE
-from app.metrics import Metrics
-from model.engine import Engine
+from app.service import Service
+
+R = TypeVar("R")
 
 
-@dataclass(frozen=True)
-class Service:
-    engine: Engine
-    settings: Settings
-    worker: BatchingWorker
-    metrics: Metrics
-
-
-# One dependency for all four, and `async def`: FastAPI runs plain `def` dependencies in
-# the threadpool, and each dependency costs its resolution on every request.
+# One dependency for everything, and `async def`: FastAPI runs plain `def` dependencies
+# in the threadpool, and each dependency costs its resolution on every request.
 async def get_service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
@@ -34,18 +25,12 @@ async def get_service(request: Request) -> Service:
 ServiceDep = Annotated[Service, Depends(get_service)]
 
 
-async def run_job(
-    service: Service,
-    request: Request,
-    kind: Literal["generate", "score"],
-    payload: Any,
-    rows: int,
-) -> Any:
-    """Queue work for the inference worker and wait for it, unless the client leaves:
-    429 (with Retry-After) when the queue is full, 504 past the time limit."""
+async def run_job(service: Service, request: Request, job: Job[R]) -> R:
+    """Queue `job` for the inference worker and wait for its result, unless the client
+    leaves: 429 (with Retry-After) when the queue is full, 504 past the time limit."""
     worker, settings, metrics = service.worker, service.settings, service.metrics
     try:
-        job = worker.submit(kind, payload, rows, settings.request_timeout_s)
+        worker.submit(job, settings.request_timeout_s)
     except Overloaded as e:
         metrics.rejected.inc()
         raise HTTPException(429, BUSY_MESSAGE, BUSY_HEADERS) from e
@@ -63,7 +48,7 @@ async def run_job(
         worker.release(job)
 
 
-async def _fail_on_disconnect(request: Request, job: Job) -> None:
+async def _fail_on_disconnect(request: Request, job: Job[Any]) -> None:
     """Ends `job` with ClientGone when the client disconnects (the body has been read by
     then, so the next message can only be the disconnect)."""
     while True:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,25 +44,35 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def field_error(field: str, message: str, status: int = 422) -> JSONResponse:
-    return error_response(status, f"{field}: {message}", [{"field": field, "message": message}])
+MAX_SUMMARY = 5  # problems spelled out in the message; `details` holds them all
 
 
-def _location(loc: tuple[int | str, ...]) -> str:
-    parts = [str(p) for p in loc if p != "body"]
-    return ".".join(parts) or "body"
+def invalid_fields(problems: Sequence[tuple[str, str]], status: int = 422) -> JSONResponse:
+    """One error for every problem found, each a (field, message) pair."""
+    summary = "; ".join(
+        message if message.startswith(field + " ") else f"{field}: {message}"
+        for field, message in problems[:MAX_SUMMARY]
+    )
+    if len(problems) > MAX_SUMMARY:
+        summary += f"; and {len(problems) - MAX_SUMMARY} more"
+    details = [{"field": field, "message": message} for field, message in problems]
+    return error_response(status, summary or "invalid request", details)
+
+
+def _problem(err: Mapping[str, Any]) -> tuple[str, str]:
+    """(field, message) of one pydantic error of a request body."""
+    loc, ctx = tuple(err["loc"]), err.get("ctx") or {}
+    if err["type"] == "json_invalid":  # its location is ("body", character offset)
+        position = f" at character {loc[-1]}" if len(loc) > 1 else ""
+        return "body", f"invalid JSON{position}: {ctx.get('error', 'cannot parse')}"
+    # errors of a whole-model validator name their field in the context
+    field = ctx.get("field") or ".".join(str(p) for p in loc if p != "body") or "body"
+    return str(field), str(err["msg"])
 
 
 async def validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    details = []
-    for err in exc.errors():
-        message = err["msg"]
-        if err["type"] == "json_invalid":
-            message = f"invalid JSON: {err.get('ctx', {}).get('error', 'cannot parse')}"
-        details.append({"field": _location(tuple(err["loc"])), "message": message})
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-    return error_response(422, summary or "invalid request", details)
+    return invalid_fields([_problem(err) for err in exc.errors()])
 
 
 async def http_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -74,22 +85,29 @@ async def unhandled_handler(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal error")
 
 
-class FieldError(Exception):
-    """A request field that passed schema validation but is still unusable (a character
-    outside the vocabulary, a size above a configured limit)."""
+class FieldErrors(Exception):
+    """Request fields that passed schema validation but are still unusable (a character
+    outside the vocabulary, a size above a configured limit): every one found."""
+
+    def __init__(self, problems: Sequence[tuple[str, str]], status: int = 422) -> None:
+        super().__init__("; ".join(f"{field}: {message}" for field, message in problems))
+        self.problems, self.status = list(problems), status
+
+
+class FieldError(FieldErrors):
+    """One unusable field."""
 
     def __init__(self, field: str, message: str, status: int = 422) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field, self.message, self.status = field, message, status
+        super().__init__([(field, message)], status)
 
 
 async def field_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, FieldError)
-    return field_error(exc.field, exc.message, exc.status)
+    assert isinstance(exc, FieldErrors)
+    return invalid_fields(exc.problems, exc.status)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(HTTPException, http_handler)
-    app.add_exception_handler(FieldError, field_error_handler)
+    app.add_exception_handler(FieldErrors, field_error_handler)
     app.add_exception_handler(Exception, unhandled_handler)

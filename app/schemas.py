@@ -1,59 +1,19 @@
-"""Request and response bodies. Limits live here as Field constraints; the few that
-depend on settings (n, list sizes) are checked against them in the routers."""
+"""Request and response bodies. Limits live in the bodies as Field constraints; the few
+that depend on settings (n, list sizes) are checked against them in the routers."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-HARD_MAX_N = 10_000
-HARD_MAX_LENGTH = 64
+from model.request import StopReason
+
 HARD_MAX_SCORE_NAMES = 1_000
 
-
-class GenerateIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"n": 5, "temperature": 0.8, "seed": 42},
-                {
-                    "n": 3,
-                    "prefix": "ma",
-                    "min_length": 4,
-                    "max_length": 8,
-                    "top_k": 10,
-                    "exclude_existing": True,
-                    "unique": True,
-                },
-            ]
-        },
-    )
-
-    n: int = Field(10, ge=1, le=HARD_MAX_N, description="how many names")
-    temperature: float = Field(1.0, ge=0, le=100, description="0 means greedy")
-    top_k: int | None = Field(None, ge=1, le=1_000, description="sample from the k likeliest")
-    top_p: float | None = Field(
-        None, gt=0, le=1, description="sample from the smallest set with this much mass"
-    )
-    seed: int | None = Field(
-        None, ge=0, le=2**63 - 1, description="same seed and request, same names"
-    )
-    prefix: str = Field("", max_length=HARD_MAX_LENGTH, description="names start with this")
-    min_length: int = Field(1, ge=1, le=HARD_MAX_LENGTH, description="characters, prefix included")
-    max_length: int = Field(16, ge=1, le=HARD_MAX_LENGTH, description="end is forced here")
-    exclude_existing: bool = Field(False, description="never return a training-corpus name")
-    unique: bool = Field(False, description="no name twice in one response")
-
-    @model_validator(mode="after")
-    def lengths_consistent(self) -> GenerateIn:
-        if self.min_length > self.max_length:
-            raise ValueError("min_length must not exceed max_length")
-        if len(self.prefix) > self.max_length:
-            raise ValueError("prefix must not be longer than max_length")
-        return self
+# The /generate body is model/request.py's GenerateRequest itself: one definition of a
+# generation request, its defaults and its checks, from HTTP to the sampler.
 
 
 class GeneratedOut(BaseModel):
@@ -64,17 +24,24 @@ class GeneratedOut(BaseModel):
 
 class GenerateOut(BaseModel):
     names: list[GeneratedOut]
-    complete: bool = Field(description="false when the filters left fewer than n in the budget")
+    complete: bool = Field(description="true when all n names came back")
+    stopped: StopReason | None = Field(
+        description="why fewer than n came back (null when complete): 'budget', the filters'"
+        " budget of samples ran out; 'no_new_names', two rounds in a row (greedy: one) found"
+        " no name the filters let through"
+    )
     sampled: int = Field(description="names sampled, rejected ones included")
     seed: int = Field(description="the seed used; send it back to repeat the response")
 
 
-class ScoreIn(BaseModel):
+class ScoreRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"names": ["emma", "zyxwv"]}]}
     )
 
-    names: list[str] = Field(min_length=1, max_length=HARD_MAX_SCORE_NAMES)
+    names: list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)]] = Field(
+        min_length=1, max_length=HARD_MAX_SCORE_NAMES, description="trimmed and lowercased"
+    )
 
 
 class CharProb(BaseModel):
@@ -127,6 +94,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in {
         401: "missing or invalid API key",
         413: "request body too large",
+        415: "the body is not JSON (Content-Type: application/json)",
         422: "invalid field (the message names it)",
         429: "queue full: retry after the Retry-After seconds",
         499: "the client closed the request",

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 from model import WaveNet
 from model.checkpoint import load_checkpoint
 from model.incremental import IncrementalWaveNet
-from model.sampling import SamplingParams, sample
+from model.request import GenerateRequest
+from model.sampling import sample
 
 MAX_LENGTH = 32
 
@@ -97,7 +98,7 @@ def full_window(model: WaveNet, n: int, g: torch.Generator) -> list[list[int]]:
 
 
 def cached(net: IncrementalWaveNet, n: int, g: torch.Generator) -> list[list[int]]:
-    return sample(net, n, SamplingParams(max_length=MAX_LENGTH), g)[0]
+    return sample(net, n, GenerateRequest(max_length=MAX_LENGTH), g)[0]
 
 
 def names_per_second(fn, n: int, repeats: int) -> float:  # type: ignore[no-untyped-def]

@@ -2,7 +2,8 @@
 
 Knows names and characters (through the checkpoint's vocab) but nothing of HTTP.
 Generation with filters (exclude names of the training corpus, no duplicates) samples in
-rounds until it has n names or a bounded budget of samples is spent, then says which.
+rounds until it has n names, a bounded budget of samples is spent, or the rounds stop
+finding new names; the result says which.
 """
 
 from __future__ import annotations
@@ -17,38 +18,13 @@ import torch
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.device import pick_device
 from model.incremental import IncrementalWaveNet
-from model.sampling import SampleJob, SamplingParams, sample_jobs
+from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
+from model.sampling import SampleJob, sample_jobs
 from model.scoring import NameScore, score_names
 from model.wavenet import WaveNet
 
-
-@dataclass(frozen=True)
-class GenerateRequest:
-    n: int = 10
-    temperature: float = 1.0
-    top_k: int | None = None
-    top_p: float | None = None
-    seed: int | None = None
-    prefix: str = ""
-    min_length: int = 1
-    max_length: int = 32
-    exclude_existing: bool = False
-    unique: bool = False
-
-
-@dataclass(frozen=True)
-class GeneratedName:
-    name: str
-    logprob: float  # under the model at temperature 1, end token included
-    in_corpus: bool
-
-
-@dataclass(frozen=True)
-class GenerateResult:
-    names: list[GeneratedName]
-    complete: bool  # False when the filters left fewer than n within the budget
-    sampled: int  # names sampled in all, rejected ones included
-    seed: int
+# the request types, where callers of the engine have always found them
+__all__ = ["Engine", "GenerateRequest", "GenerateResult", "GeneratedName", "ScoredName"]
 
 
 @dataclass(frozen=True)
@@ -112,35 +88,29 @@ class _Run:
 
     def __init__(self, engine: Engine, req: GenerateRequest) -> None:
         self.engine, self.req = engine, req
-        self.params = SamplingParams(
-            temperature=req.temperature,
-            top_k=req.top_k,
-            top_p=req.top_p,
-            prefix=tuple(engine.vocab.encode(req.prefix)),
-            min_length=max(req.min_length, 1),
-            max_length=req.max_length,
-        )
+        self.prefix = tuple(engine.vocab.encode(req.prefix))
         self.seed = (
             req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         )
         self.generator = torch.Generator(device=engine.device).manual_seed(self.seed)
-        self.filtering = req.exclude_existing or req.unique
-        self.budget = req.n * engine.budget_factor + 100 if self.filtering else req.n
+        self.budget = req.n * engine.budget_factor + 100 if req.filtered else req.n
         self.found: list[GeneratedName] = []
         self.seen: set[str] = set()
         self.sampled = 0
         self.idle_rounds = 0
-        self.stopped = False
+        self.starved = False  # the filters let nothing through lately
 
     @property
     def done(self) -> bool:
-        return self.stopped or len(self.found) >= self.req.n or self.sampled >= self.budget
+        return self.starved or len(self.found) >= self.req.n or self.sampled >= self.budget
 
     def next_job(self) -> SampleJob:
         want = self.req.n - len(self.found)
         # oversample a little when filters reject some names
-        size = math.ceil(want * 1.2) + 8 if self.filtering else want
-        return SampleJob(min(self.budget - self.sampled, size), self.params, self.generator)
+        size = math.ceil(want * 1.2) + 8 if self.req.filtered else want
+        return SampleJob(
+            min(self.budget - self.sampled, size), self.req, self.prefix, self.generator
+        )
 
     def take(self, ids: list[list[int]], logprobs: list[float]) -> None:
         req, vocab = self.req, self.engine.vocab
@@ -157,7 +127,11 @@ class _Run:
                 break
         self.idle_rounds = self.idle_rounds + 1 if len(self.found) == before else 0
         # greedy repeats itself; two empty rounds mean the filters starve it
-        self.stopped = req.temperature == 0 or self.idle_rounds >= 2
+        self.starved = req.temperature == 0 or self.idle_rounds >= 2
 
     def result(self) -> GenerateResult:
-        return GenerateResult(self.found, len(self.found) == self.req.n, self.sampled, self.seed)
+        complete = len(self.found) == self.req.n
+        stopped: StopReason | None = None
+        if not complete:
+            stopped = "budget" if self.sampled >= self.budget else "no_new_names"
+        return GenerateResult(self.found, complete, self.sampled, self.seed, stopped)

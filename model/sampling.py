@@ -1,5 +1,6 @@
-"""Sampling controls and the batched sampling loop over the cached network
-(model/incremental.py).
+"""The sampling controls of a batch of requests as tensors, and the batched sampling loop
+over the cached network (model/incremental.py). The controls are the requests' own
+(model/request.py): this module only lays them out per row.
 
 The engine moves ids; names and characters live in `Vocab`. Randomness comes from an
 explicit `torch.Generator`, and each row draws one uniform number per step from it
@@ -9,6 +10,7 @@ batch was compacted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -16,36 +18,18 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from model.incremental import IncrementalWaveNet
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float = 1.0  # 0 means greedy
-    top_k: int | None = None
-    top_p: float | None = None
-    prefix: tuple[int, ...] = ()  # ids the names start with
-    min_length: int = 1  # characters, prefix included
-    max_length: int = 32
-
-    def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
-        if self.top_k is not None and self.top_k < 1:
-            raise ValueError("top_k must be >= 1")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
-        if not 1 <= self.min_length <= self.max_length:
-            raise ValueError("need 1 <= min_length <= max_length")
-        if len(self.prefix) > self.max_length:
-            raise ValueError("prefix is longer than max_length")
+from model.request import GenerateRequest
 
 
 @dataclass(frozen=True)
 class SampleJob:
-    """n names to sample with one set of controls from one random stream."""
+    """n names with the controls of `request`, from one random stream. The sampler moves
+    ids: `prefix` is the request's prefix, encoded. (`request.n` is the engine's business:
+    a filtered request samples in rounds, one job each.)"""
 
     n: int
-    params: SamplingParams
+    request: GenerateRequest
+    prefix: tuple[int, ...]
     generator: torch.Generator
 
 
@@ -53,21 +37,21 @@ class RowControls:
     """The controls of every row of a batch of jobs, as tensors (B,)."""
 
     def __init__(self, jobs: list[SampleJob], vocab_size: int, device: torch.device) -> None:
-        ps = [job.params for job in jobs]
+        reqs = [job.request for job in jobs]
         counts = torch.tensor([job.n for job in jobs])
         # one (jobs, fields) table, expanded to rows in one go: batches hold many small jobs
         table = (
             torch.tensor(
                 [
                     [
-                        p.temperature,
-                        p.top_k or vocab_size,
-                        p.top_p if p.top_p is not None else 1.0,
-                        p.min_length,
-                        p.max_length,
-                        len(p.prefix),
+                        r.temperature,
+                        r.top_k or vocab_size,
+                        r.top_p if r.top_p is not None else 1.0,
+                        r.min_length,
+                        r.max_length,
+                        len(job.prefix),
                     ]
-                    for p in ps
+                    for r, job in zip(reqs, jobs, strict=True)
                 ],
                 dtype=torch.float64,
             )
@@ -82,14 +66,14 @@ class RowControls:
         # for float32 (below about 1e-45), whose limit greedy is.
         self.greedy = self.temperature == 0
         self.any_greedy = bool(self.greedy.any())  # skip work no row needs
-        self.unit_temperature = all(p.temperature in (0, 1) for p in ps)
-        self.filtered = any(p.top_k is not None or p.top_p is not None for p in ps)
-        self.longest_prefix = max(len(p.prefix) for p in ps)
-        self.steps = max(p.max_length for p in ps) + 1
+        self.unit_temperature = all(r.temperature in (0, 1) for r in reqs)
+        self.filtered = any(r.top_k is not None or r.top_p is not None for r in reqs)
+        self.longest_prefix = max(len(job.prefix) for job in jobs)
+        self.steps = max(r.max_length for r in reqs) + 1
         self.prefix = torch.zeros(len(jobs), max(self.longest_prefix, 1), dtype=torch.long)
-        for i, p in enumerate(ps):
-            if p.prefix:
-                self.prefix[i, : len(p.prefix)] = torch.tensor(p.prefix)
+        for i, job in enumerate(jobs):
+            if job.prefix:
+                self.prefix[i, : len(job.prefix)] = torch.tensor(job.prefix)
         self.prefix = self.prefix.repeat_interleave(counts, dim=0).to(device)  # (B, L)
 
     def take(self, keep: Tensor) -> None:
@@ -127,9 +111,9 @@ def filter_rows(logits: Tensor, rows: RowControls) -> Tensor:
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
 
 
-def filter_logits(logits: Tensor, params: SamplingParams) -> Tensor:
-    """filter_rows for a batch whose rows all share `params`."""
-    job = SampleJob(logits.shape[0], params, torch.Generator())
+def filter_logits(logits: Tensor, request: GenerateRequest) -> Tensor:
+    """filter_rows for a batch whose rows all share the controls of `request`."""
+    job = SampleJob(logits.shape[0], request, (), torch.Generator())
     return filter_rows(logits, RowControls([job], logits.shape[-1], logits.device))
 
 
@@ -231,7 +215,12 @@ def sample_jobs(
 
 
 def sample(
-    net: IncrementalWaveNet, n: int, params: SamplingParams, generator: torch.Generator
+    net: IncrementalWaveNet,
+    n: int,
+    request: GenerateRequest,
+    generator: torch.Generator,
+    prefix: Sequence[int] = (),
 ) -> tuple[list[list[int]], list[float]]:
-    """n names with one set of controls: sample_jobs with a single job."""
-    return sample_jobs(net, [SampleJob(n, params, generator)])[0]
+    """n names with the controls of `request` (and its prefix as ids): sample_jobs with a
+    single job."""
+    return sample_jobs(net, [SampleJob(n, request, tuple(prefix), generator)])[0]

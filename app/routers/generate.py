@@ -1,11 +1,12 @@
 from fastapi import APIRouter, Request, Response
 
+from app.batching import GenerateJob
 from app.deps import ServiceDep, run_job
-from app.errors import FieldError
-from app.schemas import ERROR_RESPONSES, GenerateIn, GenerateOut, json_response
+from app.errors import FieldErrors
+from app.schemas import ERROR_RESPONSES, GenerateOut, json_response
 from app.security import API_KEY_SECURITY
 from model import UnknownCharacterError
-from model.engine import GenerateRequest, GenerateResult
+from model.request import GenerateRequest
 
 router = APIRouter(tags=["names"])
 
@@ -17,20 +18,24 @@ router = APIRouter(tags=["names"])
     responses=ERROR_RESPONSES,
     openapi_extra=API_KEY_SECURITY,
 )
-async def generate(body: GenerateIn, service: ServiceDep, request: Request) -> Response:
+async def generate(body: GenerateRequest, service: ServiceDep, request: Request) -> Response:
     """Sample `n` names in one batch. Every name comes with its log-probability under the
     model at temperature 1, the same figure /score gives for it."""
     engine, settings = service.engine, service.settings
+    # what depends on this server's settings and model, checked before the request can
+    # join (and so fail) a batch
+    problems = []
     if body.n > settings.max_n:
-        raise FieldError("n", f"must be at most {settings.max_n}")
+        problems.append(("n", f"must be at most {settings.max_n}"))
     if body.max_length > settings.max_length_limit:
-        raise FieldError("max_length", f"must be at most {settings.max_length_limit}")
-    req = GenerateRequest(**{**body.model_dump(), "prefix": body.prefix.lower()})
-    try:  # checked here, so a bad request can never fail a batch it would have joined
-        engine.vocab.encode(req.prefix)
+        problems.append(("max_length", f"must be at most {settings.max_length_limit}"))
+    try:
+        engine.vocab.encode(body.prefix)
     except UnknownCharacterError as e:
-        raise FieldError("prefix", f"character {e.char!r} is not in the model's vocabulary") from e
-    result: GenerateResult = await run_job(service, request, "generate", req, req.n)
+        problems.append(("prefix", f"character {e.char!r} is not in the model's vocabulary"))
+    if problems:
+        raise FieldErrors(problems)
+    result = await run_job(service, request, GenerateJob(body))
     service.metrics.names_generated.inc(len(result.names))
     # Validated from plain dicts in one call: a pydantic object per name costs about
     # five times as much, which for a large n holds up the event loop.
@@ -41,6 +46,7 @@ async def generate(body: GenerateIn, service: ServiceDep, request: Request) -> R
                 for g in result.names
             ],
             "complete": result.complete,
+            "stopped": result.stopped,
             "sampled": result.sampled,
             "seed": result.seed,
         }

@@ -1,11 +1,11 @@
 from fastapi import APIRouter, Request, Response
 
+from app.batching import ScoreJob
 from app.deps import ServiceDep, run_job
-from app.errors import FieldError
-from app.schemas import ERROR_RESPONSES, ScoreIn, ScoresOut, json_response
+from app.errors import FieldError, FieldErrors
+from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut, json_response
 from app.security import API_KEY_SECURITY
 from model import UnknownCharacterError
-from model.engine import ScoredName
 
 router = APIRouter(tags=["names"])
 
@@ -17,24 +17,29 @@ router = APIRouter(tags=["names"])
     responses=ERROR_RESPONSES,
     openapi_extra=API_KEY_SECURITY,
 )
-async def score(body: ScoreIn, service: ServiceDep, request: Request) -> Response:
-    """Log-likelihood of each name under the model (names are trimmed and lowercased)."""
+async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Response:
+    """Log-likelihood of each name under the model (names are trimmed and lowercased).
+    A request with bad names is refused with one detail per bad name."""
     engine, settings = service.engine, service.settings
-    if len(body.names) > settings.max_score_names:
+    names = body.names
+    if len(names) > settings.max_score_names:
         raise FieldError("names", f"at most {settings.max_score_names} names per request")
-    names = [n.strip().lower() for n in body.names]
+    problems = []
     for i, name in enumerate(names):
         if not name:
-            raise FieldError(f"names.{i}", "must not be empty")
-        if len(name) > settings.max_name_chars:
-            raise FieldError(f"names.{i}", f"longer than {settings.max_name_chars} characters")
-        try:
-            engine.vocab.encode(name)
-        except UnknownCharacterError as e:
-            raise FieldError(
-                f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}"
-            ) from e
-    scored: list[ScoredName] = await run_job(service, request, "score", names, len(names))
+            problems.append((f"names.{i}", "must not be empty"))
+        elif len(name) > settings.max_name_chars:
+            problems.append((f"names.{i}", f"longer than {settings.max_name_chars} characters"))
+        else:
+            try:
+                engine.vocab.encode(name)
+            except UnknownCharacterError as e:
+                problems.append(
+                    (f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}")
+                )
+    if problems:
+        raise FieldErrors(problems)
+    scored = await run_job(service, request, ScoreJob(names))
     service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     # Validated from plain dicts in one call (see generate.py).

@@ -75,9 +75,12 @@ def test_exclude_existing_and_unique(api: Client) -> None:
     assert set(names_of(plain)) & corpus  # without the filter, corpus names do come up
 
 
-def test_impossible_filters_return_what_they_found(api: Client) -> None:
+def test_impossible_filters_return_what_they_found_and_say_why(api: Client) -> None:
     resp = generate(api, n=50, max_length=1, unique=True, seed=0)
     assert resp["complete"] is False and 0 < len(resp["names"]) <= 26
+    assert resp["stopped"] == "no_new_names"  # long before the budget of 1,100 samples
+    assert resp["sampled"] < 50 * 20 + 100
+    assert generate(api, n=3, seed=0)["stopped"] is None
 
 
 def test_score_equals_generate_logprob(api: Client) -> None:
@@ -160,10 +163,58 @@ def test_unknown_character_names_name_and_character(api: Client) -> None:
     assert "'zo3y'" in r.json()["error"]["message"] and "'3'" in r.json()["error"]["message"]
 
 
-def test_invalid_json(api: Client) -> None:
+def test_invalid_json_names_the_body_and_the_position(api: Client) -> None:
     r = api.post("/generate", content=b'{"n": 5,', headers={"content-type": "application/json"})
     assert r.status_code == 422
-    assert "invalid JSON" in r.json()["error"]["message"]
+    err = r.json()["error"]
+    assert "invalid JSON at character 8" in err["message"]
+    assert [d["field"] for d in err["details"]] == ["body"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_typed_gets_415(api: Client, content_type: str | None) -> None:
+    headers = {} if content_type is None else {"content-type": content_type}
+    for path, body in (("/generate", b'{"n": 1}'), ("/score", b'{"names": ["emma"]}')):
+        r = api.post(path, content=body, headers=headers)
+        assert r.status_code == 415, r.text
+        err = r.json()["error"]
+        assert err["code"] == "unsupported_media_type"
+        assert "Content-Type: application/json" in err["message"]
+        assert (repr(content_type) if content_type else "Content-Type: none") in err["message"]
+    typed = {"content-type": "application/json; charset=utf-8"}
+    assert api.post("/generate", content=b'{"n": 1}', headers=typed).status_code == 200
+
+
+def test_prefix_is_trimmed_and_lowercased(api: Client) -> None:
+    assert generate(api, n=5, seed=3, prefix=" Ma ") == generate(api, n=5, seed=3, prefix="ma")
+
+
+def test_a_prefix_longer_than_max_length_says_what_max_length_is(api: Client) -> None:
+    r = api.post("/generate", json={"prefix": "maximilian", "max_length": 6})
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["details"] == [
+        {"field": "prefix", "message": "prefix has 10 characters, more than max_length (6)"}
+    ]
+    # the default max_length too
+    r = api.post("/generate", json={"prefix": "a" * 20})
+    assert "more than max_length (16)" in r.json()["error"]["message"]
+
+
+def test_every_bad_name_is_reported(api: Client) -> None:
+    names = ["emma", "zo3y", "", "a" * 65, "ann", "x-y", "  "]
+    r = api.post("/score", json={"names": names})
+    assert r.status_code == 422
+    details = r.json()["error"]["details"]
+    assert [d["field"] for d in details] == ["names.1", "names.2", "names.3", "names.5", "names.6"]
+    assert "'3'" in details[0]["message"] and "'-'" in details[3]["message"]
+    assert "empty" in details[1]["message"] and "longer than 64" in details[2]["message"]
+
+
+def test_every_problem_of_a_generate_request_is_reported(api: Client) -> None:
+    r = api.post("/generate", json={"n": 0, "top_p": 2, "bogus": 1})
+    fields = [d["field"] for d in r.json()["error"]["details"]]
+    assert sorted(fields) == ["bogus", "n", "top_p"]
 
 
 def test_ten_megabyte_body_is_413(api: Client) -> None:
@@ -193,6 +244,11 @@ def test_health_ready_model_metrics(api: Client) -> None:
 
 def test_openapi_has_an_example_for_every_request(api: Client) -> None:
     spec = api.get("/openapi.json").json()
-    for name in ("GenerateIn", "ScoreIn"):
+    for name in ("GenerateRequest", "ScoreRequest"):
         assert spec["components"]["schemas"][name]["examples"]
-    assert api.get("/docs").status_code == 200
+    generate = spec["paths"]["/generate"]["post"]
+    body = generate["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/GenerateRequest")
+    stopped = spec["components"]["schemas"]["GenerateOut"]["properties"]["stopped"]
+    assert {"budget", "no_new_names"} <= set(stopped["anyOf"][0]["enum"])
+    assert "budget" in stopped["description"] and "no_new_names" in stopped["description"]

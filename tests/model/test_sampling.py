@@ -8,9 +8,10 @@ import torch.nn.functional as F
 
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import Checkpoint
-from model.engine import Engine, GenerateRequest
+from model.engine import Engine
 from model.incremental import IncrementalWaveNet
-from model.sampling import SamplingParams, filter_logits, sample
+from model.request import GenerateRequest
+from model.sampling import filter_logits, sample
 from model.scoring import score_names
 from tests.model.test_wavenet import OPTION_CONFIGS, option_model
 
@@ -53,7 +54,7 @@ def test_incremental_steps_equal_the_full_forward(kernels: tuple[int, ...]) -> N
 def test_sampled_logprob_equals_score() -> None:
     model = trained_like()
     names, logprobs = sample(
-        IncrementalWaveNet(model), 200, SamplingParams(), torch.Generator().manual_seed(0)
+        IncrementalWaveNet(model), 200, GenerateRequest(), torch.Generator().manual_seed(0)
     )
     scores = score_names(model, VOCAB, [VOCAB.decode(n) for n in names])
     for lp, s in zip(logprobs, scores, strict=True):
@@ -80,7 +81,7 @@ def test_temperature_zero_is_the_greedy_name() -> None:
     names, _ = sample(
         IncrementalWaveNet(model),
         3,
-        SamplingParams(temperature=0, max_length=12),
+        GenerateRequest(temperature=0, max_length=12),
         torch.Generator().manual_seed(0),
     )
     expected = greedy_by_full_forward(model, 12)
@@ -89,9 +90,9 @@ def test_temperature_zero_is_the_greedy_name() -> None:
 
 def test_same_seed_same_names_other_seed_other_names() -> None:
     net = IncrementalWaveNet(trained_like())
-    a = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(7))
-    b = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(7))
-    c = sample(net, 50, SamplingParams(), torch.Generator().manual_seed(8))
+    a = sample(net, 50, GenerateRequest(), torch.Generator().manual_seed(7))
+    b = sample(net, 50, GenerateRequest(), torch.Generator().manual_seed(7))
+    c = sample(net, 50, GenerateRequest(), torch.Generator().manual_seed(8))
     assert a == b and a[0] != c[0]
 
 
@@ -99,7 +100,10 @@ def test_first_characters_follow_the_model_distribution() -> None:
     model = trained_like()
     n = 20_000
     names, _ = sample(
-        IncrementalWaveNet(model), n, SamplingParams(min_length=1), torch.Generator().manual_seed(0)
+        IncrementalWaveNet(model),
+        n,
+        GenerateRequest(min_length=1),
+        torch.Generator().manual_seed(0),
     )
     counts = torch.bincount(torch.tensor([name[0] for name in names]), minlength=27).float()
     with torch.no_grad():
@@ -117,8 +121,8 @@ def test_prefix_and_lengths_respected() -> None:
         model.lm_head.bias[0] += 4.0  # make ending likely, so both bounds come into play
     net = IncrementalWaveNet(model)
     prefix = tuple(VOCAB.encode("ma"))
-    params = SamplingParams(prefix=prefix, min_length=4, max_length=7)
-    names, _ = sample(net, 300, params, torch.Generator().manual_seed(0))
+    params = GenerateRequest(prefix="ma", min_length=4, max_length=7)
+    names, _ = sample(net, 300, params, torch.Generator().manual_seed(0), prefix)
     assert all(tuple(n[:2]) == prefix and 4 <= len(n) <= 7 for n in names)
     lengths = {len(n) for n in names}
     assert 4 in lengths and 7 in lengths  # ends allowed from min_length on, forced at max
@@ -126,16 +130,16 @@ def test_prefix_and_lengths_respected() -> None:
 
 def test_top_k_and_top_p_filters() -> None:
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    k2 = filter_logits(logits, SamplingParams(top_k=2))
+    k2 = filter_logits(logits, GenerateRequest(top_k=2))
     assert torch.isfinite(k2).tolist() == [[True, True, False, False]]
     probs = F.softmax(logits, -1)[0]  # 0.644, 0.237, 0.087, 0.032
-    p = filter_logits(logits, SamplingParams(top_p=float(probs[0] + probs[1] - 0.01)))
+    p = filter_logits(logits, GenerateRequest(top_p=float(probs[0] + probs[1] - 0.01)))
     assert torch.isfinite(p).tolist() == [[True, True, False, False]]
-    only_top = filter_logits(logits, SamplingParams(top_p=0.1))
+    only_top = filter_logits(logits, GenerateRequest(top_p=0.1))
     assert torch.isfinite(only_top).tolist() == [[True, False, False, False]]
     net = IncrementalWaveNet(trained_like())
-    greedy, _ = sample(net, 5, SamplingParams(temperature=0), torch.Generator().manual_seed(0))
-    top1, _ = sample(net, 5, SamplingParams(top_k=1), torch.Generator().manual_seed(0))
+    greedy, _ = sample(net, 5, GenerateRequest(temperature=0), torch.Generator().manual_seed(0))
+    top1, _ = sample(net, 5, GenerateRequest(top_k=1), torch.Generator().manual_seed(0))
     assert top1 == greedy
 
 
@@ -143,15 +147,15 @@ def test_a_vanishing_temperature_is_the_greedy_limit() -> None:
     # Dividing raw logits by 1e-200 overflows to +-inf and softmax gives NaN: every name
     # then ran to max_length instead of ending where greedy decoding ends.
     net = IncrementalWaveNet(trained_like())
-    greedy, _ = sample(net, 5, SamplingParams(temperature=0), torch.Generator().manual_seed(0))
+    greedy, _ = sample(net, 5, GenerateRequest(temperature=0), torch.Generator().manual_seed(0))
     # 1e-40 is still a float32 (3 / 1e-40 overflows); 1e-200 and 5e-324 round to 0 there
     for temperature in (1e-40, 1e-200, 5e-324):
         tiny, _ = sample(
-            net, 5, SamplingParams(temperature=temperature), torch.Generator().manual_seed(1)
+            net, 5, GenerateRequest(temperature=temperature), torch.Generator().manual_seed(1)
         )
         assert tiny == greedy
     logits = torch.tensor([[3.0, 2.0, 1.0, 0.0]])
-    cold = F.softmax(filter_logits(logits, SamplingParams(temperature=1e-40)), dim=-1)
+    cold = F.softmax(filter_logits(logits, GenerateRequest(temperature=1e-40)), dim=-1)
     assert cold.tolist() == [[1.0, 0.0, 0.0, 0.0]]
 
 
@@ -162,10 +166,10 @@ def test_invalid_params_rejected() -> None:
         {"top_p": 1.5},
         {"top_k": 0},
         {"min_length": 5, "max_length": 4},
-        {"prefix": (1, 2, 3), "max_length": 2},
+        {"prefix": "abc", "max_length": 2},
     ):
         with pytest.raises(ValueError):
-            SamplingParams(**bad)  # type: ignore[arg-type]
+            GenerateRequest(**bad)  # type: ignore[arg-type]
 
 
 def engine_with_corpus(corpus: set[str]) -> Engine:

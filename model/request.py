@@ -1,0 +1,107 @@
+"""A generation request, defined once: its controls with their defaults and limits, and
+what it gives back. The HTTP API takes `GenerateRequest` as the /generate body, the engine
+runs it, and the sampler reads its controls from it; nothing restates them.
+
+Limits that depend on the server (its largest n, its largest max_length) or on the model
+(the characters of a prefix) are checked by whoever knows them: the router, the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
+
+HARD_MAX_N = 10_000
+HARD_MAX_LENGTH = 64
+
+# Why a request came back with fewer than n names: "budget" when the filters' budget of
+# samples ran out, "no_new_names" when sampling stopped finding names the filters let
+# through (two rounds in a row found none; greedy decoding, one).
+StopReason = Literal["budget", "no_new_names"]
+
+# trimmed and lowercased like /score's names, before the length limits apply
+Prefix = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=HARD_MAX_LENGTH)
+]
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {"n": 5, "temperature": 0.8, "seed": 42},
+                {
+                    "n": 3,
+                    "prefix": "ma",
+                    "min_length": 4,
+                    "max_length": 8,
+                    "top_k": 10,
+                    "exclude_existing": True,
+                    "unique": True,
+                },
+            ]
+        },
+    )
+
+    n: int = Field(10, ge=1, le=HARD_MAX_N, description="how many names")
+    temperature: float = Field(1.0, ge=0, le=100, description="0 means greedy")
+    top_k: int | None = Field(None, ge=1, le=1_000, description="sample from the k likeliest")
+    top_p: float | None = Field(
+        None, gt=0, le=1, description="sample from the smallest set with this much mass"
+    )
+    seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="same seed and request, same names"
+    )
+    prefix: Prefix = Field("", description="names start with this (trimmed, lowercased)")
+    min_length: int = Field(1, ge=1, le=HARD_MAX_LENGTH, description="characters, prefix included")
+    max_length: int = Field(16, ge=1, le=HARD_MAX_LENGTH, description="end is forced here")
+    exclude_existing: bool = Field(False, description="never return a training-corpus name")
+    unique: bool = Field(False, description="no name twice in one response")
+
+    @model_validator(mode="after")
+    def lengths_fit(self) -> GenerateRequest:
+        # A model-level error has no location of its own: `field` in the context names
+        # the field for the HTTP error's details.
+        if self.min_length > self.max_length:
+            raise PydanticCustomError(
+                "min_length_above_max_length",
+                "min_length ({min_length}) is more than max_length ({max_length})",
+                {
+                    "field": "min_length",
+                    "min_length": self.min_length,
+                    "max_length": self.max_length,
+                },
+            )
+        if len(self.prefix) > self.max_length:
+            raise PydanticCustomError(
+                "prefix_too_long",
+                "prefix has {length} characters, more than max_length ({max_length})",
+                {"field": "prefix", "length": len(self.prefix), "max_length": self.max_length},
+            )
+        return self
+
+    @property
+    def filtered(self) -> bool:
+        """Names may be rejected, so sampling goes in rounds within a budget."""
+        return self.exclude_existing or self.unique
+
+
+@dataclass(frozen=True)
+class GeneratedName:
+    name: str
+    logprob: float  # under the model at temperature 1, end token included
+    in_corpus: bool
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    names: list[GeneratedName]
+    complete: bool  # all n names found
+    sampled: int  # names sampled in all, rejected ones included
+    seed: int
+    stopped: StopReason | None = None  # why not complete
