@@ -199,7 +199,7 @@ def sample_jobs(
             logprob[done if alive_rows is None else alive_rows[done]] = batch_logprob[done]
             alive_rows = keep if alive_rows is None else alive_rows[keep]
             tokens, running, batch_logprob = tokens[keep], running[keep], batch_logprob[keep]
-            state = [ring[keep] for ring in state]
+            state = state.take(keep)
             rows.take(keep)
     logprob[slice(None) if alive_rows is None else alive_rows] = batch_logprob
 
