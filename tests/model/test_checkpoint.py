@@ -17,6 +17,7 @@ import torch
 import model.checkpoint as ckpt
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.labels import LabelSpace
 from model.lstm import CharLSTM, LSTMConfig
 from tests.conftest import REPO
 
@@ -187,6 +188,7 @@ OLD_DEFAULTS = {
     "head_dropout": 0.0,
     "max_positions": 0,
     "head_positions": 0,
+    "bn_eps": 1e-5,
 }
 
 
@@ -221,3 +223,65 @@ def test_lstm_round_trip(tmp_path: Path) -> None:
     idx = torch.tensor([[0, 5, 13, 13, 1]])
     with torch.no_grad():
         assert torch.equal(loaded.model(idx)[0], model(idx)[0])
+
+
+def test_bn_eps_is_a_constant_now(saved: tuple[Path, WaveNet]) -> None:
+    """Checkpoints written before issue 18 list bn_eps (the shipped one: 1e-5)."""
+    path, model = saved
+    rewrite_model_config(path, bn_eps=1e-5)
+    assert torch.equal(probe_logits(load_checkpoint(path).model), probe_logits(model))
+    rewrite_model_config(path, bn_eps=1e-3)
+    with pytest.raises(CheckpointError, match=r"bn_eps=0\.001 was removed"):
+        load_checkpoint(path)
+
+
+LABELS = LabelSpace.build(
+    ["sex", "decade"], [(("F", "1950"), 10.0), (("M", "1950"), 3.0), (("M", "2000"), 1.0)]
+)
+
+
+def labelled_model(sizes: tuple[int, ...] = LABELS.sizes) -> WaveNet:
+    torch.manual_seed(0)
+    model = WaveNet(WaveNetConfig(n_embd=8, n_hidden=16, label_sizes=sizes)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(std=0.3)  # the label projections start at zero
+    return model
+
+
+def test_round_trip_with_labels(tmp_path: Path) -> None:
+    model = labelled_model()
+    save_checkpoint(tmp_path / "ck", model, VOCAB, meta={}, corpus_names=["ava"], labels=LABELS)
+    loaded = load_checkpoint(tmp_path / "ck")
+    assert loaded.labels == LABELS and loaded.model.config.label_sizes == (3, 3)
+    idx = torch.tensor([[0, 5, 13, 13, 1]] * 2)
+    labels = torch.tensor([[1, 1], [2, 2]])
+    with torch.no_grad():
+        assert torch.equal(loaded.model(idx, labels=labels)[0], model(idx, labels=labels)[0])
+    assert load_checkpoint(saved_plain(tmp_path)).labels is None
+
+
+def saved_plain(tmp_path: Path) -> Path:
+    save_checkpoint(tmp_path / "plain", make_model(0), VOCAB, meta={}, corpus_names=["ava"])
+    return tmp_path / "plain"
+
+
+def test_labels_must_match_the_model(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"label_sizes \(3, 4\) != the labels' \(3, 3\)"):
+        save_checkpoint(
+            tmp_path / "a", labelled_model((3, 4)), VOCAB, meta={}, corpus_names=[], labels=LABELS
+        )
+    with pytest.raises(ValueError, match=r"label_sizes \(\) != the labels' \(3, 3\)"):
+        save_checkpoint(
+            tmp_path / "b", make_model(0), VOCAB, meta={}, corpus_names=[], labels=LABELS
+        )
+    with pytest.raises(ValueError, match=r"label_sizes \(3, 3\) != the labels' \(\)"):
+        save_checkpoint(tmp_path / "c", labelled_model(), VOCAB, meta={}, corpus_names=[])
+    path = saved_plain(tmp_path)
+    meta = json.loads((path / "meta.json").read_text())
+    (path / "meta.json").write_text(json.dumps({**meta, "labels": LABELS.to_dict()}))
+    with pytest.raises(CheckpointError, match=r"label_sizes \(\) != the labels' \(3, 3\)"):
+        load_checkpoint(path)
+    (path / "meta.json").write_text(json.dumps({**meta, "labels": {"columns": 3}}))
+    with pytest.raises(CheckpointError, match="labels"):
+        load_checkpoint(path)
