@@ -60,7 +60,7 @@ fi
 # The CPU torch wheel from the host, when its pip has one (this machine's finds it on local
 # disk); without it the build takes torch from the CPU index instead.
 if ! compgen -G 'wheels/torch-2.13.0+cpu-*.whl' >/dev/null; then
-    python3 -m pip download --quiet --no-deps --dest wheels 'torch==2.13.0+cpu' ||
+    python3 -m pip download -qq --no-deps --dest wheels 'torch==2.13.0+cpu' ||
         say "no CPU torch wheel on this host; the build will use the torch index"
 fi
 

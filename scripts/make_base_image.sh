@@ -30,13 +30,13 @@ MIRROR=${MIRROR%/}
 SECURITY=${MIRROR%/debian}/debian-security
 
 ROOT=$(mktemp -d /var/tmp/namegen-base.XXXXXX)
-trap 'rm -rf "$ROOT"' EXIT
+trap 'rm -rf "$ROOT" "$ROOT.log"' EXIT
 
 echo "debootstrap $SUITE from $MIRROR into $ROOT"
 start=$(date +%s)
+LOG=$ROOT.log
 debootstrap --variant=minbase --include=python3,python3-venv "$SUITE" "$ROOT" "$MIRROR" \
-    >"$ROOT.log" 2>&1 || { tail -n 30 "$ROOT.log"; exit 1; }
-rm -f "$ROOT.log"
+    >"$LOG" 2>&1 || { tail -n 30 "$LOG"; exit 1; }
 
 # Security and point-release updates, then nothing the image does not need at run time.
 cat >"$ROOT/etc/apt/sources.list" <<EOF
@@ -52,9 +52,10 @@ chroot "$ROOT" /bin/sh -euc '
     python3 -m venv /opt/python
     rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /tmp/* \
         /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/*
-'
+' >>"$LOG" 2>&1 || { tail -n 30 "$LOG"; exit 1; }
+rm -f "$LOG"
 
-tar -C "$ROOT" --numeric-owner -c . | podman import \
+tar -C "$ROOT" --numeric-owner -c . | podman import --quiet \
     --change 'ENV PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV LANG=C.UTF-8' \
     --change 'CMD ["python"]' \
