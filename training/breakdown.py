@@ -30,7 +30,7 @@ from model import Vocab
 from model.checkpoint import load_checkpoint
 from model.registry import LanguageModel
 from training.config import TrainConfig
-from training.data import EncodedNames, prepare_data, split_names
+from training.data import EncodedNames, forward, prepare_data, split_names
 from training.distill import with_dropout_only
 
 END = 0  # the boundary token's id (model.vocab: id 0): as a target, the end of a name
@@ -66,12 +66,13 @@ def loss_breakdown(
     sums = torch.zeros(2, dtype=torch.float64)  # end, other
     counts = torch.zeros(2, dtype=torch.float64)
     predicted_ends = 0.0
-    for x, y in data.chunks(batch_names):
+    for batch in data.chunks(batch_names):
+        y = batch.y
         if dropout_samples:
-            samples = [model(x)[0].softmax(-1) for _ in range(dropout_samples)]
+            samples = [forward(model, batch, False)[0].softmax(-1) for _ in range(dropout_samples)]
             log_probs = torch.stack(samples).mean(0).log()  # (B, T, V)
         else:
-            log_probs = model(x)[0].log_softmax(-1)  # (B, T, V)
+            log_probs = forward(model, batch, False)[0].log_softmax(-1)  # (B, T, V)
         real, end = y >= 0, y == END  # (B, T)
         losses = F.nll_loss(log_probs.transpose(1, 2), y.clamp(min=0), reduction="none")
         for i, mask in enumerate((end, real & ~end)):

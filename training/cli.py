@@ -12,7 +12,8 @@ from model.registry import MODEL_KINDS, ModelConfig
 from training.config import TrainConfig
 
 HELP = {
-    "corpus": "text file, one name per line",
+    "corpus": "text file, one name per line; or a CSV (.csv, .csv.gz) with a header: a name "
+    "column, label columns (e.g. sex, decade) and an optional count column",
     "out": "checkpoint directory to write (created; the best weights end up here)",
     "model": "wavenet, or lstm (the recurrent baseline of the experiment tables)",
     "vocab": 'the characters names may hold, e.g. "abcdefghijklmnopqrstuvwxyz-\'" (a line '
@@ -22,7 +23,12 @@ HELP = {
     "anything but letters, inner spaces, hyphens and apostrophes): 'error' (quote it and "
     "stop) or 'skip'",
     "keep_duplicates": "keep repeated names (the lecture does, on names.txt)",
-    "split_seed": "seed of the 80/10/10 shuffle split (the lecture's is 42)",
+    "split_seed": "seed of the 80/10/10 shuffle split (the lecture's is 42); a labelled "
+    "corpus is split by distinct name",
+    "row_weights": "labelled corpora: draw (name, labels) rows uniformly, or in proportion "
+    "to log(1 + count)",
+    "label_dropout": "labelled corpora: chance that each label of a training row is "
+    "replaced by unknown, so the model takes any subset of labels",
     "optimizer": "adamw, or sgd for the lecture's recipe",
     "lr": "peak learning rate",
     "min_lr_ratio": "cosine schedule decays to lr * this",
@@ -68,10 +74,9 @@ MODEL_HELP = {
     "dropout": "dropout on every level's output (LSTM: between layers) while training",
     "batchnorm": "BatchNorm after every convolution",
     "bn_momentum": "BatchNorm's running-statistics momentum",
-    "bn_eps": "BatchNorm's epsilon",
     "n_layers": "LSTM layers",
 }
-NOT_FLAGS = {"vocab_size"}  # set from the corpus's vocabulary
+NOT_FLAGS = {"vocab_size", "label_sizes"}  # set from the corpus's vocabulary and labels
 
 
 def model_fields() -> dict[str, dict[str, Any]]:

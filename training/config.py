@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from model import WaveNetConfig
+from model.checkpoint import without_removed_options
 from model.registry import MODEL_KINDS, ModelConfig, config_from_dict, kind_of
 from model.vocab import BOUNDARY
 from training.corpus import OnBad
@@ -22,6 +23,9 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 # one random (name, position) prediction per row. "packed": the same names as "names",
 # laid end to end in rows of 64 positions, so no time goes to padding (WaveNet only).
 BatchUnit = Literal["names", "windows", "packed"]
+# Labelled corpora: draw each (name, labels) row alike, or in proportion to log(1 + count),
+# so common names come up more often without the commonest drowning out the rest.
+RowWeights = Literal["uniform", "log_count"]
 
 
 @dataclass
@@ -35,6 +39,10 @@ class TrainConfig:
     on_bad: OnBad = "error"
     keep_duplicates: bool = False  # the lecture's names.txt repeats 2,539 names and keeps them
     split_seed: int = 42
+    # labelled corpora (CSV): the rows' weights, and the chance that each label of a
+    # training row is replaced by "unknown" (so one model takes any subset of labels)
+    row_weights: RowWeights = "uniform"
+    label_dropout: float = 0.15
     # optimisation
     optimizer: Optimizer = "adamw"
     lr: float = 5e-3
@@ -83,6 +91,8 @@ class TrainConfig:
             raise ValueError(
                 "batch_unit 'packed' needs a WaveNet (an LSTM would read across names)"
             )
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.lr > 0:
@@ -107,6 +117,15 @@ class TrainConfig:
     def with_vocab_size(self, vocab_size: int) -> TrainConfig:
         """This config, its model sized for a vocabulary of `vocab_size` ids."""
         return replace(self, model=replace(self.model, vocab_size=vocab_size))
+
+    def with_label_sizes(self, label_sizes: tuple[int, ...]) -> TrainConfig:
+        """This config, its model conditioned on label columns of `label_sizes` ids (a
+        labelled corpus's; () for none). Only a WaveNet takes labels."""
+        if not isinstance(self.model, WaveNetConfig):
+            if label_sizes:
+                raise ValueError("a labelled corpus needs a WaveNet (the LSTM takes no labels)")
+            return self
+        return replace(self, model=replace(self.model, label_sizes=tuple(label_sizes)))
 
     def lr_at(self, step: int, elapsed_s: float = 0.0) -> float:
         """Learning rate for optimizer step `step` (0-based), `elapsed_s` into training."""
@@ -145,11 +164,13 @@ def model_to_dict(config: ModelConfig) -> dict[str, Any]:
 
 
 def model_from_dict(d: dict[str, Any]) -> ModelConfig:
-    """A model config from {"kind": ..., fields}; kind defaults to "wavenet"."""
+    """A model config from {"kind": ..., fields}; kind defaults to "wavenet". Options
+    removed since (model/checkpoint.py's REMOVED_OPTIONS) are dropped at their "off"
+    values, refused at others."""
     if not isinstance(d, dict):
         raise ValueError(f"model must be a table of model options, got {d!r}")
     options = dict(d)
     kind = options.pop("kind", "wavenet")
     if kind not in MODEL_KINDS:
         raise ValueError(f"model kind must be one of {sorted(MODEL_KINDS)}, got {kind!r}")
-    return config_from_dict(kind, options)
+    return config_from_dict(kind, without_removed_options(kind, options))

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from model import Vocab
 from model.checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from model.labels import LabelSpace
 from model.registry import LanguageModel
 from training.averaging import WeightAverage
 from training.config import TrainConfig
@@ -109,6 +110,7 @@ def save_last(
     record: dict[str, Any],
     vocab: Vocab,
     corpus_names: Sequence[str],
+    labels: LabelSpace | None = None,
 ) -> None:
     """Write OUT/last: the model as it is now, and everything needed to go on from it."""
     tensors, scalars = pack_train_state(state.optimizer, state.batch_rng)
@@ -117,7 +119,13 @@ def save_last(
     scalars.update(config=cfg.to_dict(), **asdict(state.progress))
     meta = {**record, "train_state": scalars}
     save_checkpoint(
-        out / LAST, state.model, vocab, meta=meta, corpus_names=corpus_names, train_state=tensors
+        out / LAST,
+        state.model,
+        vocab,
+        meta=meta,
+        corpus_names=corpus_names,
+        train_state=tensors,
+        labels=labels,
     )
 
 

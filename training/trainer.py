@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from model import Vocab
+from model import Vocab, WaveNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.device import pick_device
 from model.registry import LanguageModel, build_model
 from training import health
 from training.averaging import WeightAverage
+from training.calibrate import calibrate, validation_rows
 from training.config import TrainConfig
 from training.corpus import Corpus
 from training.data import Batch, Batches, Splits, evaluate, forward, prepare_data
@@ -134,6 +135,7 @@ def train(
     out = Path(cfg.out)
     corpus, vocab, data = prepare_data(cfg, device)
     cfg = cfg.with_vocab_size(vocab.size)
+    cfg = cfg.with_label_sizes(data.labels.sizes if data.labels is not None else ())
     state = fresh_state(cfg, device)
     if resume:
         restore(out, state, cfg)
@@ -142,10 +144,10 @@ def train(
 
     def save_best(model: LanguageModel, val: float) -> None:
         meta = {**record, "metrics": {"best_val_loss": val, "steps": p.step, "partial": True}}
-        save_checkpoint(out, model, vocab, meta=meta, corpus_names=corpus.names)
+        save_checkpoint(out, model, vocab, meta=meta, corpus_names=corpus.names, labels=data.labels)
 
     def checkpoint_last() -> None:
-        save_last(out, state, cfg, record, vocab, corpus.names)
+        save_last(out, state, cfg, record, vocab, corpus.names, data.labels)
 
     batches = Batches(cfg, data.train, state.batch_rng)
     diag = Diagnostics(state.model, out / DIAGNOSTICS) if cfg.diagnostics else None
@@ -222,10 +224,20 @@ def finish(
 ) -> TrainResult:
     """The final checkpoint: the best weights, measured on every split; OUT/last removed."""
     best = load_checkpoint(out, device=device).model
+    labels, unlabelled, meta = data.labels, {}, {**record, "history": p.history}
+    if labels is not None:  # the same rows with every label unknown; posteriors calibrated
+        assert isinstance(best, WaveNet)
+        unlabelled = {
+            "val_loss_unlabeled": evaluate(best, data.val, labels=False),
+            "test_loss_unlabeled": evaluate(best, data.test, labels=False),
+        }
+        rows = validation_rows(corpus, record["split"]["seed"])
+        labels, meta["calibration"] = calibrate(best, vocab, labels, rows)
     metrics = {
         "train_loss": evaluate(best, data.train),
         "val_loss": evaluate(best, data.val),
         "test_loss": evaluate(best, data.test),
+        **unlabelled,
         "best_val_loss": p.best_val,
         "best_step": p.best_step,
         "steps": p.step,
@@ -234,7 +246,7 @@ def finish(
         "wall_time_s": round(p.elapsed, 2),
         "device": str(device),
     }
-    meta = {**record, "history": p.history, "metrics": metrics}
-    save_checkpoint(out, best, vocab, meta=meta, corpus_names=corpus.names)
+    meta["metrics"] = metrics
+    save_checkpoint(out, best, vocab, meta=meta, corpus_names=corpus.names, labels=labels)
     shutil.rmtree(out / LAST, ignore_errors=True)
     return TrainResult(out, metrics, best)
