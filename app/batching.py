@@ -1,12 +1,12 @@
 """One inference worker that merges concurrent requests into shared model batches.
 
 Handlers `submit()` a typed job (`GenerateJob`, `ScoreJob`) and await its future. The
-worker takes everything queued (after
-waiting `window_s` for company when it finds a lone job), runs the /generate jobs as one
-`Engine.generate_many` and the /score jobs as one `Engine.score_many`, and hands each
-request its part. Model calls happen one at a time (two would only fight over the same
-cores); tiny batches run right on the event loop, where a thread hop would cost more
-than the work, larger ones in a thread so the loop keeps accepting requests meanwhile.
+worker takes everything queued (after waiting `window_s` for company when it finds a lone
+job), runs the /generate jobs as one `Engine.generate_many` and the /score jobs as one
+`Engine.score_many`, and hands each job its part. Model calls happen one at a time (two
+would only fight over the same cores); tiny batches run right on the event loop, where a
+thread hop would cost more than the work, larger ones in a thread so the loop keeps
+accepting requests meanwhile.
 
 Back-pressure: the queue is bounded. A full queue refuses at once (`Overloaded`, 429), a
 job that waits longer than its time limit is dropped (`TimedOut`, 504), and a job whose

@@ -23,6 +23,26 @@ class GeneratedOut(BaseModel):
 
 
 class GenerateOut(BaseModel):
+    # what the shipped checkpoint answers to GenerateRequest's first example (a test checks)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "names": [
+                        {"name": "shree", "logprob": -10.8262, "in_corpus": True},
+                        {"name": "tanya", "logprob": -10.088, "in_corpus": True},
+                        {"name": "hessa", "logprob": -12.333, "in_corpus": False},
+                        {"name": "wyldon", "logprob": -12.244, "in_corpus": False},
+                        {"name": "harma", "logprob": -11.4562, "in_corpus": False},
+                    ],
+                    "complete": True,  # (and "stopped": null, which the schema drops)
+                    "sampled": 5,
+                    "seed": 42,
+                }
+            ]
+        }
+    )
+
     names: list[GeneratedOut]
     complete: bool = Field(description="true when all n names came back")
     stopped: StopReason | None = Field(

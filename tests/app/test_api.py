@@ -252,3 +252,16 @@ def test_openapi_has_an_example_for_every_request(api: Client) -> None:
     stopped = spec["components"]["schemas"]["GenerateOut"]["properties"]["stopped"]
     assert {"budget", "no_new_names"} <= set(stopped["anyOf"][0]["enum"])
     assert "budget" in stopped["description"] and "no_new_names" in stopped["description"]
+
+
+def test_the_documented_response_is_what_the_documented_request_gives(api: Client) -> None:
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    request = schemas["GenerateRequest"]["examples"][0]
+    (expected,) = schemas["GenerateOut"]["examples"]
+    got = generate(api, **request)
+    assert [g["name"] for g in got["names"]] == [g["name"] for g in expected["names"]]
+    assert [g["logprob"] for g in got["names"]] == pytest.approx(
+        [g["logprob"] for g in expected["names"]], abs=1e-3
+    )
+    assert got["stopped"] is None  # the schema's examples leave out nulls
+    assert {**got, "names": None, "stopped": None} == {**expected, "names": None, "stopped": None}

@@ -46,6 +46,8 @@ def test_probes_stay_open(locked: TestClient) -> None:
     assert locked.get("/health").status_code == 200
     assert locked.get("/ready").status_code == 200
     assert locked.get("/metrics").status_code == 200
+    for page in ("/docs", "/redoc", "/docs/assets/swagger-ui.css", "/openapi.json"):
+        assert locked.get(page).status_code == 200, page
 
 
 def test_cors_allows_configured_origin_only(locked: TestClient) -> None:
