@@ -15,6 +15,7 @@ from model import WaveNet, WaveNetConfig
 from model.checkpoint import load_checkpoint
 from tests.training.test_trainer import assert_same_weights, tiny
 from training.config import TrainConfig
+from training.data import Batch
 from training.distill import distill, with_dropout_only
 from training.trainer import train
 
@@ -30,13 +31,13 @@ CONFIG = WaveNetConfig(
 )
 
 
-def names_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+def names_batch(seed: int) -> Batch:
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(1, 27, (64, 6), generator=g)
     x[:, 0] = 0  # every name starts with the boundary token
     y = torch.roll(x, -1, dims=1)
     y[:, -1] = 0
-    return x, y, None
+    return Batch(x, y)
 
 
 @torch.no_grad()
