@@ -130,7 +130,8 @@ assert score["name"] == "emma" and math.isfinite(score["logprob"]) and score["lo
 page_type=$(curl --silent --output /dev/null --max-time 5 \
     --write-out '%{http_code} %{content_type}' "$url/")
 if [[ $page_type == "200 text/html"* ]]; then
-    curl --silent --fail --max-time 5 "$url/" | grep -qi '<html' || fail "/ is not an HTML page"
+    page=$(curl --silent --fail --max-time 5 "$url/") || fail "GET / failed"
+    grep -qi '<html' <<<"$page" || fail "/ is not an HTML page"
     say "GET / -> $page_type (the web page)"
 else
     say "GET / -> $page_type (no web page in this build; not checked)"
@@ -164,8 +165,8 @@ start=$(date +%s.%N)
 "$ENGINE" stop --time 10 "$NAME" 2> >(no_systemd_noise) >/dev/null
 stop_s=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
 code=$("$ENGINE" inspect --format '{{.State.ExitCode}}' "$NAME")
-"$ENGINE" logs "$NAME" 2>&1 | grep -q 'Finished server process' ||
-    fail "no graceful shutdown in the logs (exit $code)"
+logs=$("$ENGINE" logs "$NAME" 2>&1)
+grep -q 'Finished server process' <<<"$logs" || fail "no graceful shutdown in the logs (exit $code)"
 # 0 as PID 1; 143 (SIGTERM re-raised by uvicorn after its shutdown) under an init process.
 [ "$code" = 0 ] || [ "$code" = 143 ] || fail "exit status $code after SIGTERM"
 python3 -c "import sys; sys.exit(not $stop_s <= $MAX_STOP_S)" ||
