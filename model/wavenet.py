@@ -105,19 +105,22 @@ class WaveNetConfig:
 
 @dataclass(frozen=True)
 class LabelRows:
-    """The labels of a batch as rows: each row's label embedding sum (R, D) and, when the
-    labels are per position, each position's row (B, T); else row b is batch row b (or
-    one row serves the whole batch)."""
+    """The distinct label sets of a batch as rows, each with its label embedding sum
+    (R, D), and the row of each batch row (B,) or, for labels per position, of each
+    position (B, T); None: one row for the whole batch."""
 
     emb: Tensor  # (R, D)
-    where: Tensor | None  # (B, T) or None
+    where: Tensor | None  # (B,), (B, T) or None
 
     def spread(self, v: Tensor) -> Tensor:
-        """A per-row tensor (R, C) as every position sees it: (B or 1, 1 or T, C). A
-        shared one (C,) stays as it is."""
+        """A per-row tensor (R, C) as the positions see it: (1 or B, 1 or T, C). A shared
+        one (C,) stays as it is."""
         if v.dim() == 1:
             return v
-        return v[:, None] if self.where is None else v[self.where]
+        if self.where is None:
+            return v[:, None]
+        v = v[self.where]
+        return v[:, None] if self.where.dim() == 1 else v
 
 
 class Level(nn.Module):
@@ -204,9 +207,10 @@ class WaveNet(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def label_rows(self, labels: Tensor | None, idx: Tensor) -> LabelRows | None:
-        """The labels (B, L) or (B, T, L) as rows (None: all unknown, one shared row).
-        Per-position labels become their distinct sets, found through one integer key per
-        position (the ids in mixed radix)."""
+        """The labels (B, L) or (B, T, L) as rows (None: all unknown, one shared row):
+        their distinct sets, found through one integer key each (the ids in mixed radix),
+        so the pad and the projections are computed once per set (batches and packed
+        rows hold few)."""
         sizes = self.config.label_sizes
         if not sizes:
             if labels is not None:
@@ -224,7 +228,7 @@ class WaveNet(nn.Module):
         if bool(((labels < 0) | (labels >= bounds)).any()):
             raise ValueError(f"label ids out of range for label_sizes {sizes}")
         where = None
-        if not per_row:
+        if labels.shape[0] > 1:
             radix = torch.tensor([math.prod(sizes[:j]) for j in range(len(sizes))])
             radix = radix.to(labels.device)
             keys, where = torch.unique((labels * radix).sum(-1), return_inverse=True)  # (R,)
