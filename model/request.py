@@ -49,10 +49,16 @@ class GenerateRequest(BaseModel):
     )
 
     n: int = Field(10, ge=1, le=HARD_MAX_N, description="how many names")
-    temperature: float = Field(1.0, ge=0, le=100, description="0 means greedy")
+    # finite only: Python's JSON parser reads NaN and Infinity, which no range check refuses
+    # with a message that says what is wrong
+    temperature: float = Field(1.0, ge=0, le=100, allow_inf_nan=False, description="0 means greedy")
     top_k: int | None = Field(None, ge=1, le=1_000, description="sample from the k likeliest")
     top_p: float | None = Field(
-        None, gt=0, le=1, description="sample from the smallest set with this much mass"
+        None,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="sample from the smallest set with this much mass",
     )
     seed: int | None = Field(
         None, ge=0, le=2**63 - 1, description="same seed and request, same names"

@@ -185,6 +185,12 @@ def test_a_body_that_is_not_json_typed_gets_415(api: Client, content_type: str |
     assert api.post("/generate", content=b'{"n": 1}', headers=typed).status_code == 200
 
 
+@pytest.mark.parametrize("body", [b'{"temperature": NaN}', b'{"top_p": Infinity}'])
+def test_nan_and_infinity_are_refused_as_such(api: Client, body: bytes) -> None:
+    r = api.post("/generate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "finite number" in r.json()["error"]["message"]
+
+
 def test_prefix_is_trimmed_and_lowercased(api: Client) -> None:
     assert generate(api, n=5, seed=3, prefix=" Ma ") == generate(api, n=5, seed=3, prefix="ma")
 
