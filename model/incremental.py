@@ -189,10 +189,13 @@ class IncrementalWaveNet:
                 ]
             )
         L = len(self.label_tables)
-        if labels is None:
-            labels = torch.zeros(batch, L, dtype=torch.long, device=self.device)
+        labels = torch.zeros(batch, L, dtype=torch.long) if labels is None else labels
+        labels = labels.to(self.device)
         if labels.shape != (batch, L):
             raise ValueError(f"labels must be ({batch}, {L}), got {tuple(labels.shape)}")
+        sizes = torch.tensor([table.shape[0] for table in self.label_tables], device=self.device)
+        if bool(((labels < 0) | (labels >= sizes)).any()):
+            raise ValueError(f"label ids out of range for label_sizes {tuple(sizes.tolist())}")
         emb = sum(table[labels[:, j]] for j, table in enumerate(self.label_tables))  # (B, D)
         assert isinstance(emb, Tensor)
         c = emb @ self.cond_weight  # (B, widths + H)

@@ -206,6 +206,8 @@ def test_cached_sampler_without_labels_refuses_them() -> None:
         net.init_state(2, torch.zeros(2, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="labels must be"):
         IncrementalWaveNet(conditional()).init_state(2, torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="out of range"):
+        IncrementalWaveNet(conditional()).init_state(1, torch.tensor([[3, 0]]))
 
 
 def test_fresh_rows_may_join_a_batch_at_any_step() -> None:
