@@ -9,7 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import BUSY_HEADERS, BUSY_MESSAGE, error_response
 
-JSON_PATHS = ("/generate", "/score")  # the routes that take a JSON body
+JSON_PATHS = ("/generate", "/score", "/infer")  # the routes that take a JSON body
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from model.request import StopReason
+from model.request import MAX_LABELS, Labels, StopReason
 
 HARD_MAX_SCORE_NAMES = 1_000
 
@@ -54,13 +54,29 @@ class GenerateOut(BaseModel):
     seed: int = Field(description="the seed used; send it back to repeat the response")
 
 
+Names = Annotated[
+    list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)]],
+    Field(min_length=1, max_length=HARD_MAX_SCORE_NAMES, description="trimmed and lowercased"),
+]
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"names": ["emma", "zyxwv"]}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"names": ["emma", "zyxwv"]},
+                {"names": ["emma", "dorothy"], "labels": {"sex": "F", "decade": 1920}},
+            ]
+        },
     )
 
-    names: list[Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)]] = Field(
-        min_length=1, max_length=HARD_MAX_SCORE_NAMES, description="trimmed and lowercased"
+    names: Names
+    labels: Labels | None = Field(
+        None,
+        max_length=MAX_LABELS,
+        description="score every name under these labels (a conditional checkpoint's columns,"
+        " any subset; the others unknown)",
     )
 
 
@@ -80,6 +96,53 @@ class ScoreOut(BaseModel):
 
 class ScoresOut(BaseModel):
     scores: list[ScoreOut]
+    labels: dict[str, str] = Field(
+        description="the labels every name was scored under, as the checkpoint spells them;"
+        " columns left out were unknown"
+    )
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"names": ["emma", "dorothy", "kayden"]}]}
+    )
+
+    names: Names
+
+
+class ColumnOut(BaseModel):
+    probs: dict[str, float] = Field(description="P(value | name) of every value, summing to 1")
+    best: str = Field(description="the most likely value")
+    expected: float | None = Field(
+        description="ordinal columns: the posterior mean of the values (null otherwise)"
+    )
+    expected_year: float | None = Field(
+        None, description="a decade column: the expected year (a decade's mean is its start + 5)"
+    )
+
+
+class InferredOut(BaseModel):
+    name: str
+    labels: dict[str, ColumnOut] = Field(description="the posterior of every label column")
+    logprob: float = Field(
+        description="natural log of P(name) with every label unknown: how much the model"
+        " supports the name at all"
+    )
+    in_corpus: bool
+
+
+class InferOut(BaseModel):
+    results: list[InferredOut]
+    prior: str = Field(
+        description="the prior over labels, from the training corpus: 'types' (counted by"
+        " distinct names) or 'births' (by the count column)"
+    )
+    temperature: float = Field(
+        description="the likelihood enters as P(name | labels) ** (1 / temperature)"
+    )
+    calibrated: bool = Field(
+        description="true when prior and temperature were fitted on validation names"
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -97,9 +160,28 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+class LabelColumnOut(BaseModel):
+    name: str
+    values: list[str] = Field(description="in order; an ordinal column's sort by number")
+    ordinal: bool
+    prior_types: dict[str, float] = Field(
+        description="P(value) in the training corpus counted by distinct names"
+    )
+    prior_births: dict[str, float] | None = Field(
+        description="P(value) counted by births (the corpus's count column); null without"
+    )
+
+
+class LabelsOut(BaseModel):
+    columns: list[LabelColumnOut]
+    prior: str = Field(description="the prior /infer uses: 'types' or 'births'")
+    temperature: float = Field(description="/infer's temperature on the likelihoods")
+    calibrated: bool = Field(description="prior and temperature fitted on validation names")
+
+
 class ModelOut(BaseModel):
     fingerprint: str
-    checkpoint: str
+    checkpoint: str = Field(description="the checkpoint's name (its directory's name)")
     num_params: int
     config: dict[str, Any]
     vocab: str
@@ -107,6 +189,9 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any]
     training: dict[str, Any]
     device: str
+    labels: LabelsOut | None = Field(
+        description="a conditional checkpoint's label columns (null for one without labels)"
+    )
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.errors import error_response
 
-PROTECTED = frozenset({"/generate", "/score", "/model"})  # probes and scrapers stay open
+PROTECTED = frozenset({"/generate", "/score", "/infer", "/model"})  # probes and scrapers stay open
 API_KEY_SCHEME = "APIKey"  # its name in the OpenAPI schema
 API_KEY_SECURITY: dict[str, Any] = {"security": [{API_KEY_SCHEME: []}]}  # a route's openapi_extra
 

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 HARD_MAX_N = 10_000
@@ -26,6 +33,32 @@ StopReason = Literal["budget", "no_new_names"]
 Prefix = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, max_length=HARD_MAX_LENGTH)
 ]
+
+MAX_LABELS = 16  # label columns one request may name
+MAX_LABEL_CHARS = 64
+
+
+def _label_value(value: object) -> object:
+    # One error per bad value: a plain `str | int` reports one per member of the union,
+    # and lax int would take true for 1.
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PydanticCustomError(
+            "label_value",
+            "a label value is a string or an integer, not {given}",
+            {"given": type(value).__name__},
+        )
+    if isinstance(value, str) and not 0 < len(value) <= MAX_LABEL_CHARS:
+        raise PydanticCustomError(
+            "label_value", "a label value has 1 to {most} characters", {"most": MAX_LABEL_CHARS}
+        )
+    return value
+
+
+LabelName = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
+LabelValue = Annotated[str | int, BeforeValidator(_label_value)]
+# Labels by column name, any subset of the checkpoint's columns (the others unknown). The
+# schema checks their shape; whoever holds the checkpoint checks names and values.
+Labels = dict[LabelName, LabelValue]
 
 
 class GenerateRequest(BaseModel):
@@ -68,6 +101,12 @@ class GenerateRequest(BaseModel):
     max_length: int = Field(16, ge=1, le=HARD_MAX_LENGTH, description="end is forced here")
     exclude_existing: bool = Field(False, description="never return a training-corpus name")
     unique: bool = Field(False, description="no name twice in one response")
+    labels: Labels | None = Field(
+        None,
+        max_length=MAX_LABELS,
+        description="names for these labels (a conditional checkpoint's columns, any subset)",
+        examples=[{"sex": "F", "decade": 1950}],
+    )
 
     @model_validator(mode="after")
     def lengths_fit(self) -> GenerateRequest:

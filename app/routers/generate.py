@@ -3,6 +3,7 @@ from fastapi import APIRouter, Request, Response
 from app.batching import GenerateJob
 from app.deps import ServiceDep, run_job
 from app.errors import FieldErrors
+from app.labels import label_problems
 from app.schemas import ERROR_RESPONSES, GenerateOut, json_response
 from app.security import API_KEY_SECURITY
 from model import UnknownCharacterError
@@ -33,6 +34,7 @@ async def generate(body: GenerateRequest, service: ServiceDep, request: Request)
         engine.vocab.encode(body.prefix)
     except UnknownCharacterError as e:
         problems.append(("prefix", f"character {e.char!r} is not in the model's vocabulary"))
+    problems += label_problems(engine.checkpoint.labels, body.labels)
     if problems:
         raise FieldErrors(problems)
     result = await run_job(service, request, GenerateJob(body))

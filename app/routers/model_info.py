@@ -1,10 +1,38 @@
 from fastapi import APIRouter
 
 from app.deps import ServiceDep
-from app.schemas import ERROR_RESPONSES, ModelOut
+from app.schemas import ERROR_RESPONSES, LabelColumnOut, LabelsOut, ModelOut
 from app.security import API_KEY_SECURITY
+from model.checkpoint import Checkpoint
 
 router = APIRouter(tags=["model"])
+
+
+def labels_out(checkpoint: Checkpoint) -> LabelsOut | None:
+    space = checkpoint.labels
+    if space is None:
+        return None
+    has_births = sum(space.births) > 0
+    columns = [
+        LabelColumnOut(
+            name=c.name,
+            values=list(c.values),
+            ordinal=c.ordinal,
+            prior_types=dict(zip(c.values, space.marginal(c.name, "types"), strict=True)),
+            prior_births=(
+                dict(zip(c.values, space.marginal(c.name, "births"), strict=True))
+                if has_births
+                else None
+            ),
+        )
+        for c in space.columns
+    ]
+    return LabelsOut(
+        columns=columns,
+        prior=space.prior,
+        temperature=space.temperature,
+        calibrated="calibration" in checkpoint.meta,
+    )
 
 
 @router.get(
@@ -19,7 +47,8 @@ async def model_info(service: ServiceDep) -> ModelOut:
     meta = engine.checkpoint.meta
     return ModelOut(
         fingerprint=engine.checkpoint.fingerprint,
-        checkpoint=str(engine.checkpoint.path),
+        # its name only: the server's file system is none of the client's business
+        checkpoint=engine.checkpoint.path.resolve().name,
         num_params=engine.model.num_params(),
         config=meta["model_config"],
         vocab=meta["vocab"],
@@ -27,4 +56,5 @@ async def model_info(service: ServiceDep) -> ModelOut:
         metrics=meta.get("metrics", {}),
         training=meta.get("training", {}),
         device=str(engine.device),
+        labels=labels_out(engine.checkpoint),
     )

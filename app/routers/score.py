@@ -1,27 +1,24 @@
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from app.batching import ScoreJob
 from app.deps import ServiceDep, run_job
 from app.errors import FieldError, FieldErrors
+from app.labels import label_problems, used_labels
 from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut, json_response
 from app.security import API_KEY_SECURITY
+from app.service import Service
 from model import UnknownCharacterError
+from model.engine import ScoredName
+from model.scoring import score_names
 
 router = APIRouter(tags=["names"])
 
 
-@router.post(
-    "/score",
-    response_model=ScoresOut,
-    summary="Score candidate names",
-    responses=ERROR_RESPONSES,
-    openapi_extra=API_KEY_SECURITY,
-)
-async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Response:
-    """Log-likelihood of each name under the model (names are trimmed and lowercased).
-    A request with bad names is refused with one detail per bad name."""
+def name_problems(service: Service, names: list[str]) -> list[tuple[str, str]]:
+    """Every name the model cannot take (empty, too long, a character outside the
+    vocabulary), as (field, message); raises FieldError for too many names."""
     engine, settings = service.engine, service.settings
-    names = body.names
     if len(names) > settings.max_score_names:
         raise FieldError("names", f"at most {settings.max_score_names} names per request")
     problems = []
@@ -37,9 +34,38 @@ async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Re
                 problems.append(
                     (f"names.{i}", f"{name!r} has a character outside the vocabulary: {e.char!r}")
                 )
+    return problems
+
+
+def score_labelled(service: Service, names: list[str], ids: list[int]) -> list[ScoredName]:
+    # Until the worker's score jobs carry labels: straight on the model, in the threadpool
+    # (names are at most max_score_names; score_names works in chunks).
+    engine = service.engine
+    scores = score_names(engine.model, engine.vocab, names, [ids] * len(names))
+    return [ScoredName(s, s.name in engine.corpus_names) for s in scores]
+
+
+@router.post(
+    "/score",
+    response_model=ScoresOut,
+    summary="Score candidate names",
+    responses=ERROR_RESPONSES,
+    openapi_extra=API_KEY_SECURITY,
+)
+async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Response:
+    """Log-likelihood of each name under the model (names are trimmed and lowercased),
+    under `labels` when given. A request with bad names or labels is refused with one
+    detail per problem."""
+    engine, names = service.engine, body.names
+    space = engine.checkpoint.labels
+    problems = name_problems(service, names) + label_problems(space, body.labels)
     if problems:
         raise FieldErrors(problems)
-    scored = await run_job(service, request, ScoreJob(names))
+    labels = used_labels(space, body.labels)
+    if labels and space is not None:
+        scored = await run_in_threadpool(score_labelled, service, names, space.encode(labels))
+    else:
+        scored = await run_job(service, request, ScoreJob(names))
     service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     # Validated from plain dicts in one call (see generate.py).
@@ -58,7 +84,8 @@ async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Re
                     "in_corpus": s.in_corpus,
                 }
                 for s in scored
-            ]
+            ],
+            "labels": labels,
         }
     )
     return json_response(out)

@@ -24,6 +24,7 @@ def test_every_endpoint_conforms(server: str) -> None:
     assert {
         "POST /generate",
         "POST /score",
+        "POST /infer",
         "GET /health",
         "GET /ready",
         "GET /model",
