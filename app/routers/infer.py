@@ -9,7 +9,7 @@ from app.deps import ServiceDep
 from app.errors import FieldErrors
 from app.labels import NO_LABELS
 from app.routers.score import name_problems
-from app.schemas import ERROR_RESPONSES, InferOut, InferRequest, json_response
+from app.schemas import ERROR_RESPONSES, ErrorOut, InferOut, InferRequest, json_response
 from app.security import API_KEY_SECURITY
 from app.service import Service
 from model.labels import LabelSpace
@@ -35,7 +35,7 @@ def infer(service: Service, names: list[str], space: LabelSpace) -> list[NamePos
     summary="Infer the labels of names",
     responses={
         **ERROR_RESPONSES,
-        409: {"model": ERROR_RESPONSES[422]["model"], "description": "the model has no labels"},
+        409: {"model": ErrorOut, "description": "the checkpoint has no labels"},
     },
     openapi_extra=API_KEY_SECURITY,
 )
