@@ -1,15 +1,16 @@
-"""The sampling controls of a batch of requests as tensors, and the batched sampling loop
-over the cached network (model/incremental.py). The controls are the requests' own
-(model/request.py): this module only lays them out per row.
+"""The sampling controls of a row, and a batch of rows stepping through the cached network
+(model/incremental.py) together, each at its own position: rows join at any step and
+leave as soon as their name ends (continuous batching).
 
 The engine moves ids; names and characters live in `Vocab`. Randomness comes from an
-explicit `torch.Generator`, and each row draws one uniform number per step from it
-whether or not the row is still running, so a row's name does not depend on how the
-batch was compacted.
+explicit `torch.Generator` per job, and each row of a job draws one uniform number per
+step from it for as long as any row of the job runs, so a job's names depend on nothing
+else in the batch: not on its neighbours, not on when it joined.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,80 +19,61 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from model.incremental import IncrementalWaveNet
-from model.request import GenerateRequest
+from model.request import HARD_MAX_LENGTH, GenerateRequest
+from model.rows import ResultArena, RowTable, grown
+
+MAX_STEPS = HARD_MAX_LENGTH + 1  # a name's characters, then its end
 
 
 @dataclass(frozen=True)
 class SampleJob:
     """n names with the controls of `request`, from one random stream. The sampler moves
-    ids: `prefix` is the request's prefix, encoded. (`request.n` is the engine's business:
-    a filtered request samples in rounds, one job each.)"""
+    ids: `prefix` is the request's prefix encoded, `labels` its label ids (a conditional
+    model's; None: unknown). (`request.n` is the engine's business: it serves a request
+    as one or more jobs.)"""
 
     n: int
     request: GenerateRequest
     prefix: tuple[int, ...]
     generator: torch.Generator
+    labels: tuple[int, ...] | None = None
 
 
-class RowControls:
-    """The controls of every row of a batch of jobs, as tensors (B,)."""
+@dataclass(frozen=True)
+class Controls:
+    """The controls of the rows of one step (B,), and what every row shares (to skip work
+    no row needs)."""
 
-    def __init__(self, jobs: list[SampleJob], vocab_size: int, device: torch.device) -> None:
-        reqs = [job.request for job in jobs]
-        counts = torch.tensor([job.n for job in jobs])
-        # one (jobs, fields) table, expanded to rows in one go: batches hold many small jobs
-        table = (
-            torch.tensor(
-                [
-                    [
-                        r.temperature,
-                        r.top_k or vocab_size,
-                        r.top_p if r.top_p is not None else 1.0,
-                        r.min_length,
-                        r.max_length,
-                        len(job.prefix),
-                    ]
-                    for r, job in zip(reqs, jobs, strict=True)
-                ],
-                dtype=torch.float64,
-            )
-            .repeat_interleave(counts, dim=0)
-            .to(device)
-        )
-        self.temperature = table[:, 0].float()
-        self.top_k, self.top_p = table[:, 1].long(), table[:, 2].float()
-        self.min_length, self.max_length = table[:, 3].long(), table[:, 4].long()
-        self.prefix_length = table[:, 5].long()
+    temperature: Tensor
+    top_k: Tensor
+    top_p: Tensor
+    unit_temperature: bool  # every row's temperature is 0 or 1
+    filtered: bool  # some row has top_k or top_p
+    any_greedy: bool  # some row has temperature 0
+
+    @property
+    def greedy(self) -> Tensor:
         # Greedy where the float32 temperature is 0: that includes temperatures too small
         # for float32 (below about 1e-45), whose limit greedy is.
-        self.greedy = self.temperature == 0
-        self.any_greedy = bool(self.greedy.any())  # skip work no row needs
-        self.unit_temperature = all(r.temperature in (0, 1) for r in reqs)
-        self.filtered = any(r.top_k is not None or r.top_p is not None for r in reqs)
-        self.longest_prefix = max(len(job.prefix) for job in jobs)
-        self.steps = max(r.max_length for r in reqs) + 1
-        self.prefix = torch.zeros(len(jobs), max(self.longest_prefix, 1), dtype=torch.long)
-        for i, job in enumerate(jobs):
-            if job.prefix:
-                self.prefix[i, : len(job.prefix)] = torch.tensor(job.prefix)
-        self.prefix = self.prefix.repeat_interleave(counts, dim=0).to(device)  # (B, L)
+        return self.temperature == 0
 
-    def take(self, keep: Tensor) -> None:
-        """Keep only these rows (batch compaction)."""
-        for name in (
-            "temperature",
-            "greedy",
-            "top_k",
-            "top_p",
-            "min_length",
-            "max_length",
-            "prefix_length",
-            "prefix",
-        ):
-            setattr(self, name, getattr(self, name)[keep])
+    @classmethod
+    def of(cls, request: GenerateRequest, rows: int, vocab_size: int) -> Controls:
+        def column(value: float, dtype: torch.dtype) -> Tensor:
+            return torch.full((rows,), value, dtype=dtype)
+
+        temperature = column(request.temperature, torch.float32)
+        return cls(
+            temperature,
+            column(request.top_k or vocab_size, torch.long),
+            column(request.top_p if request.top_p is not None else 1.0, torch.float32),
+            request.temperature in (0, 1),
+            request.top_k is not None or request.top_p is not None,
+            bool((temperature == 0).any()),
+        )
 
 
-def filter_rows(logits: Tensor, rows: RowControls) -> Tensor:
+def filter_rows(logits: Tensor, rows: Controls) -> Tensor:
     """Temperature, top-k then top-p, per row, on logits (B, V); removed ids get -inf."""
     if not rows.unit_temperature:
         # Shift each row's top logit to 0 first: a tiny temperature (say 1e-40) then sends
@@ -104,20 +86,21 @@ def filter_rows(logits: Tensor, rows: RowControls) -> Tensor:
     ranks = torch.arange(logits.shape[-1], device=logits.device)
     sorted_logits = sorted_logits.masked_fill(ranks >= rows.top_k[:, None], float("-inf"))
     probs = F.softmax(sorted_logits, dim=-1)
-    # drop an id when the ids before it already reach top_p (the first always stays)
+    # drop an id when the ids before it already reach top_p; the likeliest always stays,
+    # even for a top_p that is 0 in float32 (1e-46 was, and removed every id)
     # (rows without top_p skip this: rounding can make the cumulative mass reach 1 early)
     drop = (probs.cumsum(dim=-1) - probs >= rows.top_p[:, None]) & (rows.top_p[:, None] < 1)
+    drop[:, 0] = False
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.empty_like(logits).scatter_(-1, order, sorted_logits)
 
 
 def filter_logits(logits: Tensor, request: GenerateRequest) -> Tensor:
     """filter_rows for a batch whose rows all share the controls of `request`."""
-    job = SampleJob(logits.shape[0], request, (), torch.Generator())
-    return filter_rows(logits, RowControls([job], logits.shape[-1], logits.device))
+    return filter_rows(logits, Controls.of(request, logits.shape[0], logits.shape[-1]))
 
 
-def choose(logits: Tensor, uniform: Tensor, rows: RowControls) -> Tensor:
+def choose(logits: Tensor, uniform: Tensor, rows: Controls) -> Tensor:
     """Pick one id per row: argmax where the temperature is 0, else inverse-CDF sampling
     with `uniform`."""
     cdf = F.softmax(filter_rows(logits, rows), dim=-1).cumsum_(dim=-1)
@@ -131,87 +114,187 @@ def choose(logits: Tensor, uniform: Tensor, rows: RowControls) -> Tensor:
     return torch.where(rows.greedy, logits.argmax(dim=-1), picked)
 
 
+# Columns of a row's integers and of its floats (the network state follows the floats).
+TOKEN, POS, RESULT, JOB, TOP_K, MIN_LEN, MAX_LEN, PREFIX_LEN = range(8)
+TEMPERATURE, TOP_P = range(2)
+
+
+@dataclass
+class _Running:
+    job: SampleJob
+    base: int  # its rows' results are arena rows [base, base + n)
+    start: int  # the batch's clock when it joined: its rows' position is clock - start
+    alive: int  # rows still sampling
+
+
+class Batch:
+    """Rows of any number of jobs, each row at its own position, stepped together.
+
+    A row whose name ends leaves the table at once, so a step costs only the rows that
+    run; a job's rows leave their characters and log-probabilities in the results arena,
+    where the job finds them when its last row ends.
+
+    The network's rings are indexed by the batch's clock, not by each row's position: a
+    fresh row's rings hold its pad value in every slot (incremental.State.cat), so a row
+    that joins at any clock reads exactly what it would have read alone.
+    """
+
+    def __init__(self, net: IncrementalWaveNet) -> None:
+        self.net = net
+        self.clock = 0
+        self.rows = RowTable(net, 8, 2)
+        self.arena = ResultArena(MAX_STEPS)
+        self.jobs: dict[int, _Running] = {}  # by handle
+        self.prefixes = torch.zeros(0, MAX_STEPS, dtype=torch.long)  # by handle
+        self.free_handles: list[int] = []
+        # jobs that need work no other job needs, counted so that steps can skip it
+        self.needs: Counter[str] = Counter()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def alive(self, handle: int) -> int:
+        return self.jobs[handle].alive
+
+    def add(self, job: SampleJob) -> int:
+        """Rows for `job` (n >= 1), sampling from the next step on; returns its handle."""
+        m, req, net = job.n, job.request, self.net
+        handle = self._new_handle()
+        base = self.arena.allocate(m)
+        self.jobs[handle] = _Running(job, base, self.clock, m)
+        if job.prefix:
+            self.prefixes[handle, : len(job.prefix)] = torch.tensor(job.prefix)
+        self.needs.update(_needs(job))
+        labels = None
+        if job.labels is not None:
+            labels = torch.tensor([job.labels], device=net.device).expand(m, -1)
+        ints, floats = self.rows.append(m, labels)
+        ints[:, TOKEN] = 0
+        ints[:, POS] = 0
+        ints[:, RESULT] = torch.arange(base, base + m)
+        ints[:, JOB] = handle
+        ints[:, TOP_K] = req.top_k or net.vocab_size
+        ints[:, MIN_LEN] = req.min_length
+        ints[:, MAX_LEN] = req.max_length
+        ints[:, PREFIX_LEN] = len(job.prefix)
+        floats[:, TEMPERATURE] = req.temperature
+        floats[:, TOP_P] = req.top_p if req.top_p is not None else 1.0
+        return handle
+
+    def cancel(self, handle: int) -> None:
+        """Drop a job's rows; its results are lost."""
+        job = self.rows.views().ints[JOB]
+        self.rows.remove((job == handle).nonzero().squeeze_(1).tolist())
+        self._release(handle)
+
+    def step(self) -> list[tuple[int, list[list[int]], list[float]]]:
+        """Advance every row one character. Returns the jobs whose last row ended: their
+        handle, names as id lists (without the end) and log-probabilities under the model
+        at temperature 1 (natural log, every character and the end)."""
+        if not len(self.rows):
+            return []
+        views, arena, clock = self.rows.views(), self.arena, self.clock
+        token, pos, result, job, top_k, min_len, max_len, prefix_len = views.ints
+        logits = self.net.step(token, views.state, clock)  # (B, V)
+        early = late = prefixed = False  # rows before min_length, at max_length, in a prefix
+        for run in self.jobs.values():
+            n, req, age = run.job.n, run.job.request, clock - run.start
+            torch.rand(n, generator=run.job.generator, out=arena.uniform[run.base : run.base + n])
+            early = early or age < req.min_length
+            late = late or age >= req.max_length
+            prefixed = prefixed or age < len(run.job.prefix)
+        logp = F.log_softmax(logits, dim=-1)
+        if early:  # no end before min_length
+            logits[:, 0].masked_fill_(pos < min_len, float("-inf"))
+        temperature, top_p = views.floats
+        needs = self.needs
+        controls = Controls(
+            temperature,
+            top_k,
+            top_p,
+            not needs["temperature"],
+            needs["filter"] > 0,
+            needs["greedy"] > 0,
+        )
+        nxt = choose(logits, arena.uniform[result], controls)
+        if prefixed:  # forced prefix characters
+            ahead = self.prefixes[job, pos.clamp(max=MAX_STEPS - 1)]
+            nxt = torch.where(pos < prefix_len, ahead, nxt)
+        if late:  # the end is forced at max_length
+            nxt.masked_fill_(pos >= max_len, 0)
+        arena.logprob.index_add_(0, result, logp.gather(1, nxt[:, None]).squeeze_(1))
+        arena.ids.index_put_((result, pos), nxt)
+        token.copy_(nxt)
+        pos += 1
+        self.clock += 1
+        ended = (nxt == 0).nonzero().squeeze_(1)
+        if not len(ended):
+            return []
+        finished = []
+        for handle, rows in Counter(job[ended].tolist()).items():
+            run = self.jobs[handle]
+            run.alive -= rows
+            if run.alive == 0:
+                finished.append(handle)
+        self.rows.remove(ended.tolist())
+        return [(handle, *self._results(handle)) for handle in finished]
+
+    def _new_handle(self) -> int:
+        if not self.free_handles:
+            size = max(2 * len(self.prefixes), 64)
+            self.free_handles = list(range(size - 1, len(self.prefixes) - 1, -1))
+            self.prefixes = grown(self.prefixes, size)
+        handle = self.free_handles.pop()
+        self.prefixes[handle] = 0
+        return handle
+
+    def _release(self, handle: int) -> None:
+        run = self.jobs.pop(handle)
+        self.arena.release(run.base, run.job.n)
+        self.needs.subtract(_needs(run.job))
+        self.free_handles.append(handle)
+
+    def _results(self, handle: int) -> tuple[list[list[int]], list[float]]:
+        run = self.jobs[handle]
+        rows = slice(run.base, run.base + run.job.n)
+        ids = self.arena.ids[rows, : run.job.request.max_length + 1]
+        # a name ends at its first end token (what lies after it is an earlier row's)
+        lengths = (ids == 0).int().argmax(dim=-1).tolist()
+        names = [row[:length] for row, length in zip(ids.tolist(), lengths, strict=True)]
+        logprobs = self.arena.logprob[rows].tolist()
+        self._release(handle)
+        return names, logprobs
+
+
+def _needs(job: SampleJob) -> list[str]:
+    """The work only some jobs need: prefixes, temperatures other than 0 and 1, greedy
+    rows (temperature 0 in float32), top-k or top-p."""
+    req = job.request
+    needs = ["prefix"] if job.prefix else []
+    if req.temperature not in (0, 1):
+        needs.append("temperature")
+    if torch.tensor(req.temperature, dtype=torch.float32) == 0:
+        needs.append("greedy")
+    if req.top_k is not None or req.top_p is not None:
+        needs.append("filter")
+    return needs
+
+
 @torch.inference_mode()
 def sample_jobs(
-    net: IncrementalWaveNet, jobs: list[SampleJob]
+    net: IncrementalWaveNet, jobs: Sequence[SampleJob]
 ) -> list[tuple[list[list[int]], list[float]]]:
     """Sample every job in one batch. Returns per job its names as id lists (without
     boundary tokens) and their log-probabilities under the model at temperature 1 (natural
-    log, every character and the end token).
-
-    A job's rows draw one uniform number each per step from the job's own generator for as
-    long as any of them runs, so a job gets the same names alone or batched with others.
-    """
-    device = net.device
-    n = sum(job.n for job in jobs)
-    rows = RowControls(jobs, net.vocab_size, device)
-    job_of_row = torch.repeat_interleave(torch.arange(len(jobs)), torch.tensor([j.n for j in jobs]))
-    state = net.init_state(n)
-    alive_rows: Tensor | None = None  # original row of each batch row, once compacted
-    tokens = torch.zeros(n, dtype=torch.long, device=device)
-    out = torch.zeros(n, rows.steps, dtype=torch.long, device=device)
-    logprob = torch.zeros(n, device=device)  # per original row, filled at compaction
-    batch_logprob = torch.zeros(n, device=device)  # per current batch row
-    running = torch.ones(n, dtype=torch.bool, device=device)
-    job_running = [True] * len(jobs)
-
-    for t in range(rows.steps):  # position t predicts character t+1 or the end
-        logits = net.step(tokens, state, t)  # (B, V)
-        uniform = torch.cat(
-            [
-                torch.rand(job.n, generator=job.generator, device=device)
-                if job_running[i]
-                else torch.zeros(job.n, device=device)
-                for i, job in enumerate(jobs)
-            ]
-        )
-        if alive_rows is not None:
-            uniform = uniform[alive_rows]
-        masked = logits
-        if t < int(rows.min_length.max()):  # no end before min_length
-            masked = logits.clone()
-            masked[:, 0] = masked[:, 0].masked_fill(t < rows.min_length, float("-inf"))
-        nxt = choose(masked, uniform, rows)
-        if t < rows.longest_prefix:  # forced prefix characters
-            forced = t < rows.prefix_length
-            nxt = torch.where(forced, rows.prefix[:, min(t, rows.prefix.shape[1] - 1)], nxt)
-        nxt = nxt.masked_fill(t >= rows.max_length, 0)  # the end is forced at max_length
-        step_logprob = F.log_softmax(logits, dim=-1).gather(-1, nxt[:, None]).squeeze_(-1)
-        batch_logprob += step_logprob * running  # finished rows add nothing
-        if alive_rows is None:
-            out[:, t] = nxt
-        else:
-            out[alive_rows, t] = nxt
-        running &= nxt != 0
-        tokens = nxt
-        alive = int(running.sum())
-        if alive == 0:
-            break
-        if len(jobs) > 1:  # which jobs still have rows running (and so keep drawing)
-            originals = running.nonzero().squeeze(-1)
-            if alive_rows is not None:
-                originals = alive_rows[originals]
-            counts = torch.bincount(job_of_row[originals.cpu()], minlength=len(jobs))
-            job_running = (counts > 0).tolist()
-        if alive <= 0.75 * len(tokens):  # compact: finished rows stop costing
-            keep = running.nonzero().squeeze_(-1)
-            done = (~running).nonzero().squeeze_(-1)
-            logprob[done if alive_rows is None else alive_rows[done]] = batch_logprob[done]
-            alive_rows = keep if alive_rows is None else alive_rows[keep]
-            tokens, running, batch_logprob = tokens[keep], running[keep], batch_logprob[keep]
-            state = state.take(keep)
-            rows.take(keep)
-    logprob[slice(None) if alive_rows is None else alive_rows] = batch_logprob
-
-    # A name ends at its first end token (rows stepped after their end hold junk after it).
-    lengths = (out == 0).int().argmax(dim=-1).tolist()
-    names = [row[:length] for row, length in zip(out.tolist(), lengths, strict=True)]
-    logprobs = logprob.tolist()
-    results, start = [], 0
-    for job in jobs:
-        results.append((names[start : start + job.n], logprobs[start : start + job.n]))
-        start += job.n
-    return results
+    log, every character and the end token). A job gets the same names alone or batched
+    with others."""
+    batch = Batch(net)
+    handles = [batch.add(job) if job.n else -1 for job in jobs]
+    results: dict[int, tuple[list[list[int]], list[float]]] = {-1: ([], [])}
+    while len(batch):
+        for handle, names, logprobs in batch.step():
+            results[handle] = (names, logprobs)
+    return [results[handle] for handle in handles]
 
 
 def sample(
@@ -220,7 +303,9 @@ def sample(
     request: GenerateRequest,
     generator: torch.Generator,
     prefix: Sequence[int] = (),
+    labels: Sequence[int] | None = None,
 ) -> tuple[list[list[int]], list[float]]:
     """n names with the controls of `request` (and its prefix as ids): sample_jobs with a
     single job."""
-    return sample_jobs(net, [SampleJob(n, request, tuple(prefix), generator)])[0]
+    job = SampleJob(n, request, tuple(prefix), generator, None if labels is None else tuple(labels))
+    return sample_jobs(net, [job])[0]

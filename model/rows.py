@@ -1,0 +1,148 @@
+"""Storage for a batch whose rows come and go every step (model/sampling.py's Batch):
+tables of rows with room to grow, and an arena where rows leave their results.
+
+Both grow by doubling and never shrink, so a busy batch stops allocating after warm-up.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from model.incremental import IncrementalWaveNet, State
+
+BLOCK_ROWS = 64  # the arena hands out rows in blocks this size
+
+
+class RowTable:
+    """Each row's integers and floats, rows [0, len) in use; the floats end with the row's
+    network state (incremental.State), which `state()` views in place."""
+
+    def __init__(self, net: IncrementalWaveNet, int_columns: int, float_columns: int) -> None:
+        self.net = net
+        # a fresh row's state when it has no labels: the same for every row
+        self.fresh = net.init_state(1)
+        self.ring_shapes = [tuple(r.shape[1:]) for r in self.fresh.rings]  # (span, taps*width)
+        self.cond_widths = [c.shape[1] for c in self.fresh.conds or []]
+        self.head_width = self.fresh.head.shape[1] if self.fresh.head is not None else 0
+        self.state_at = float_columns
+        width = sum(math.prod(s) for s in self.ring_shapes) + sum(self.cond_widths)
+        self.ints = torch.zeros(0, int_columns, dtype=torch.long)
+        self.floats = torch.zeros(0, float_columns + width + self.head_width)
+        self.live = 0
+        self._views: Views | None = None  # of the rows in use, until they change
+
+    def __len__(self) -> int:
+        return self.live
+
+    def append(self, rows: int, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Room for `rows` more rows, their network state fresh (under `labels` (rows, L),
+        for a conditional model); returns their integers and floats (views) for the caller
+        to fill in."""
+        if self.live + rows > len(self.ints):
+            size = max(self.live + rows, 2 * len(self.ints))
+            self.ints, self.floats = grown(self.ints, size), grown(self.floats, size)
+        new = slice(self.live, self.live + rows)
+        state = self.fresh if labels is None else self.net.init_state(rows, labels)
+        parts = [*state.rings, *(state.conds or [])]
+        if state.head is not None:
+            parts.append(state.head)
+        at = self.state_at
+        for part in parts:  # straight into the table; one fresh row broadcasts
+            size = math.prod(part.shape[1:])
+            self.floats[new, at : at + size] = part.reshape(len(part), size)
+            at += size
+        self.live += rows
+        self._views = None
+        return self.ints[new], self.floats[new]
+
+    def remove(self, dead: list[int]) -> None:
+        """Remove rows (sorted indices below len): the last rows move into their places,
+        so the cost is in the rows removed, not in the rows kept."""
+        keep = self.live - len(dead)
+        holes = [i for i in dead if i < keep]
+        if holes:
+            gone = set(dead[len(holes) :])
+            movers = torch.tensor([i for i in range(keep, self.live) if i not in gone])
+            at = torch.tensor(holes)
+            self.ints[at] = self.ints[movers]
+            self.floats[at] = self.floats[movers]
+        self.live = keep
+        self._views = None
+
+    def views(self) -> Views:
+        """Each column of the rows in use, and their network state, as views."""
+        if self._views is None:
+            ints, floats = self.ints[: self.live], self.floats[: self.live]
+            self._views = Views(ints.unbind(1), floats[:, : self.state_at].unbind(1), self.state())
+        return self._views
+
+    def state(self) -> State:
+        """The network state of rows [0, len), as views into the table."""
+        B, at = self.live, self.state_at
+        rows = self.floats[:B]
+        rings = []
+        for shape in self.ring_shapes:
+            size = math.prod(shape)
+            rings.append(rows[:, at : at + size].view(B, *shape))
+            at += size
+        if not self.cond_widths:
+            return State(rings)
+        conds = []
+        for width in self.cond_widths:
+            conds.append(rows[:, at : at + width])
+            at += width
+        return State(rings, conds, rows[:, at : at + self.head_width])
+
+
+@dataclass(frozen=True)
+class Views:
+    ints: tuple[Tensor, ...]
+    floats: tuple[Tensor, ...]
+    state: State
+
+
+class ResultArena:
+    """Where rows write their characters and log-probabilities, and read their uniform
+    numbers: a job's rows hold the consecutive arena rows [base, base + n) until it is
+    released."""
+
+    def __init__(self, steps: int) -> None:
+        self.blocks = bytearray()  # 1 where a block is in use
+        self.ids = torch.zeros(0, steps, dtype=torch.long)
+        self.logprob = torch.zeros(0)
+        self.uniform = torch.zeros(0)
+
+    def allocate(self, rows: int) -> int:
+        """The first of `rows` consecutive free rows; their log-probabilities are zero."""
+        blocks = _blocks(rows)
+        at = self.blocks.find(bytes(blocks))
+        if at < 0:  # grow (free blocks at the end join the new ones)
+            self.blocks.extend(bytes(max(len(self.blocks), blocks)))
+            size = len(self.blocks) * BLOCK_ROWS
+            self.ids, self.logprob = grown(self.ids, size), grown(self.logprob, size)
+            self.uniform = grown(self.uniform, size)
+            at = self.blocks.find(bytes(blocks))
+        self.blocks[at : at + blocks] = b"\1" * blocks
+        base = at * BLOCK_ROWS
+        self.logprob[base : base + rows].zero_()
+        return base
+
+    def release(self, base: int, rows: int) -> None:
+        first, blocks = base // BLOCK_ROWS, _blocks(rows)
+        self.blocks[first : first + blocks] = bytes(blocks)
+
+
+def _blocks(rows: int) -> int:
+    return -(-rows // BLOCK_ROWS)
+
+
+def grown(table: Tensor, rows: int) -> Tensor:
+    """`table` with room for `rows` rows (at least its own), the old ones kept; the new
+    ones hold whatever memory held (every user writes a row before reading it)."""
+    out = table.new_empty(rows, *table.shape[1:])
+    out[: len(table)] = table
+    return out
