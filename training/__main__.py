@@ -1,4 +1,5 @@
-"""`python -m training`: train a WaveNet on a one-name-per-line corpus into a checkpoint."""
+"""`python -m training`: train a WaveNet on a corpus (one name per line, or a labelled CSV)
+into a checkpoint."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from training.trainer import train
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train a character-level WaveNet on a corpus of names. Writes a "
-        "checkpoint directory (safetensors + meta.json); OUT/last holds resumable state "
-        "while the run is going.",
+        description="Train a character-level WaveNet on a corpus of names (with a labelled "
+        "CSV corpus, a WaveNet conditioned on its labels). Writes a checkpoint directory "
+        "(safetensors + meta.json); OUT/last holds resumable state while the run is going.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add_train_flags(parser)

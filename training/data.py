@@ -91,10 +91,12 @@ class EncodedNames:
         return self.x[rows, :t], self.y[rows, :t]
 
     def chunks(self, batch_names: int, labels: bool = True) -> Iterator[Batch]:
-        """The whole set in order, `batch_names` rows at a time (for evaluation); with
-        `labels` false, a labelled set's labels are all unknown."""
+        """The whole set, `batch_names` rows at a time, shortest names first (so a chunk
+        pads little), for evaluation; with `labels` false, a labelled set's labels are
+        all unknown."""
+        order = torch.argsort(self.lengths, stable=True)
         for start in range(0, len(self), batch_names):
-            rows = torch.arange(start, min(start + batch_names, len(self)), device=self.x.device)
+            rows = order[start : start + batch_names]
             row_labels = self.labels[rows] if self.labels is not None else None
             if row_labels is not None and not labels:
                 row_labels = torch.zeros_like(row_labels)
@@ -160,6 +162,15 @@ class EncodedNames:
         arange = torch.arange(len(rows), device=x.device)
         y[arange, positions] = self.y[rows, positions]
         return x, y
+
+    def sample(self, n: int, seed: int = 0) -> EncodedNames:
+        """`n` rows drawn without replacement (all of them if there are fewer), seeded."""
+        if n >= len(self):
+            return self
+        rows = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        rows = rows.to(self.x.device)
+        pick = [t[rows] if t is not None else None for t in (self.labels, self.counts)]
+        return EncodedNames(self.x[rows], self.y[rows], self.lengths[rows], *pick)
 
     def to(self, device: torch.device | str) -> EncodedNames:
         labels, counts = self.labels, self.counts

@@ -224,20 +224,24 @@ def finish(
 ) -> TrainResult:
     """The final checkpoint: the best weights, measured on every split; OUT/last removed."""
     best = load_checkpoint(out, device=device).model
-    labels, unlabelled, meta = data.labels, {}, {**record, "history": p.history}
+    labels, labelled, meta = data.labels, {}, {**record, "history": p.history}
+    train_rows = data.train
     if labels is not None:  # the same rows with every label unknown; posteriors calibrated
         assert isinstance(best, WaveNet)
-        unlabelled = {
+        # many rows a name: the train loss on a fixed sample of rows, as many as val's
+        train_rows = data.train.sample(len(data.val))
+        labelled = {
+            "train_loss_rows": len(train_rows),
             "val_loss_unlabeled": evaluate(best, data.val, labels=False),
             "test_loss_unlabeled": evaluate(best, data.test, labels=False),
         }
         rows = validation_rows(corpus, record["split"]["seed"])
         labels, meta["calibration"] = calibrate(best, vocab, labels, rows)
     metrics = {
-        "train_loss": evaluate(best, data.train),
+        "train_loss": evaluate(best, train_rows),
         "val_loss": evaluate(best, data.val),
         "test_loss": evaluate(best, data.test),
-        **unlabelled,
+        **labelled,
         "best_val_loss": p.best_val,
         "best_step": p.best_step,
         "steps": p.step,

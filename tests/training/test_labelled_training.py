@@ -14,6 +14,7 @@ from model.checkpoint import load_checkpoint
 from model.posterior import infer_labels
 from model.wavenet import WaveNet
 from tests.training.test_trainer import assert_same_weights, tiny
+from training.calibrate import main as calibrate_main
 from training.data import EncodedNames, prepare_data
 from training.trainer import train
 
@@ -116,3 +117,18 @@ def test_an_unlabelled_csv_trains_the_plain_model(tmp_path: Path) -> None:
     train(tiny(corpus, tmp_path / "run", steps=5, eval_interval=5))
     loaded = load_checkpoint(tmp_path / "run")
     assert loaded.labels is None and "val_loss_unlabeled" not in loaded.meta["metrics"]
+
+
+def test_recalibrating_a_checkpoint_gives_the_same_calibration(
+    tmp_path: Path, small_corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train(tiny(synthetic_csv(tmp_path, names=200), tmp_path / "run", steps=30))
+    before = load_checkpoint(tmp_path / "run")
+    assert calibrate_main([str(tmp_path / "run")]) == 0
+    after = load_checkpoint(tmp_path / "run")
+    assert after.labels == before.labels and after.fingerprint == before.fingerprint
+    assert after.meta["calibration"] == before.meta["calibration"]
+    assert f"prior {before.labels.prior}" in capsys.readouterr().out  # type: ignore[union-attr]
+    train(tiny(small_corpus, tmp_path / "plain", steps=5, eval_interval=5))
+    assert calibrate_main([str(tmp_path / "plain")]) == 2
+    assert "has no label columns" in capsys.readouterr().err
