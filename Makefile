@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install serve test lint format typecheck check bench corpus clean \
+.PHONY: install serve serve-ray test lint format typecheck check bench corpus clean \
 	container-deps container-test gpu-check
 
 $(STAMP): pyproject.toml
@@ -17,6 +17,10 @@ install: $(STAMP)
 
 serve: $(STAMP)  ## start the service on the shipped checkpoint at http://127.0.0.1:8000
 	$(BIN)/python -m app --host 127.0.0.1 --port 8000
+
+serve-ray: $(STAMP)  ## the service on Ray Serve, 2 replicas at http://127.0.0.1:8000 (docs/ray.md)
+	$(BIN)/pip install --quiet -e ".[ray]"
+	RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 $(BIN)/serve run deploy/ray/serve_config.yaml
 
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest
