@@ -12,6 +12,7 @@ response says which replica answered in the X-Replica header. Needs `namegen[ray
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +73,19 @@ class ReplicaHeaderMiddleware:
 def bind_grpc_to_node_address() -> None:
     """Serve (2.60) starts a gRPC server in every replica, for calls between deployments
     (this app makes none), on `[::]:0`: every interface, whatever http_options.host says.
-    Bind it to the node's address instead, as Ray binds its own servers: loopback on a
-    machine alone (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0), the node's IP in a cluster.
-    tests/deploy/test_ray.py checks that nothing of Ray listens beyond loopback."""
-    from ray.serve._private import replica
-
+    Bind it to the node's address instead: loopback on a machine alone (with
+    RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, as Ray's own servers then are), the node's IP in
+    a cluster. tests/deploy/test_ray.py checks that nothing of Ray listens beyond
+    loopback; the pin on ray[serve] keeps this private name where it is."""
+    replica: Any = importlib.import_module("ray.serve._private.replica")  # private: untyped
     add_port = replica.add_port_to_grpc_server
     if getattr(add_port, "namegen", False):
         return
+    node_ip: Any = ray.util.get_node_ip_address  # untyped in Ray
 
     def add_port_on_node(server: Any, address: str) -> int:
         if address.startswith("[::]:"):
-            host, port = ray.util.get_node_ip_address(), address.rsplit(":", 1)[1]
+            host, port = str(node_ip()), address.rsplit(":", 1)[1]
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         return int(add_port(server, address))
 
