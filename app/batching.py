@@ -1,40 +1,50 @@
-"""One inference worker that merges concurrent requests into shared model batches.
+"""One inference thread that serves every request through continuous batching
+(model/scheduler.py): each step advances the rows of every admitted /generate request
+together, new requests join at the next step, and /score work runs between steps in
+pieces of bounded size.
 
-Handlers `submit()` a typed job (`GenerateJob`, `ScoreJob`) and await its future. The
-worker takes everything queued (after waiting `window_s` for company when it finds a lone
-job), runs the /generate jobs as one `Engine.generate_many` and the /score jobs as one
-`Engine.score_many`, and hands each job its part. Model calls happen one at a time (two
-would only fight over the same cores); tiny batches run right on the event loop, where a
-thread hop would cost more than the work, larger ones in a thread so the loop keeps
-accepting requests meanwhile.
+Handlers `submit()` a typed job (`GenerateJob`, `ScoreJob`) and await its future; the
+thread hands results back to the event loop. The loop itself never runs the model, so it
+keeps accepting, refusing and answering requests while the model works.
 
-Back-pressure: the queue is bounded. A full queue refuses at once (`Overloaded`, 429), a
-job that waits longer than its time limit is dropped (`TimedOut`, 504), and a job whose
-client went away is dropped before it costs anything.
+Admission is by work, not by count: each job carries an estimate of its row-steps, and a
+job that could not finish within its time limit, given the work already admitted and the
+measured speed, is refused at once (`Overloaded`, 429 with Retry-After). Admitted work
+shares the model fairly (processor sharing, roughly), so the estimate of a job's time is
+the sum over admitted jobs of min(their remaining work, its work), plus its own. A
+/generate that runs out of time anyway returns the names it found (`stopped: "time"`);
+a /score cannot, and gets `TimedOut` (504). A job whose client went away is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import torch
-from starlette.concurrency import run_in_threadpool
 
 from model.engine import Engine, ScoredName
 from model.request import GenerateRequest, GenerateResult
+from model.runs import GenerateRun, ScoreRun
+from model.scheduler import Scheduler
 
 log = logging.getLogger("namegen")
 
-INLINE_ROWS = 64  # batches this small run on the event loop
+HARD_STOP_S = 10.0  # past its limit, a job the thread never answered gets TimedOut
 
 
 class Overloaded(Exception):
-    """The queue is full: come back later."""
+    """Too much work admitted already: come back in `retry_after` seconds."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(f"retry after {retry_after}s")
+        self.retry_after = retry_after
 
 
 class TimedOut(Exception):
@@ -52,21 +62,21 @@ def _new_future() -> asyncio.Future[Any]:
     return asyncio.get_running_loop().create_future()
 
 
-@dataclass(eq=False)  # a job is itself, whatever its fields: the queue removes it by identity
+@dataclass(eq=False)  # a job is itself, whatever its fields
 class Job(Generic[R]):
     """Work for the model; `future` gets its result. Made on the event loop."""
 
     future: asyncio.Future[R] = field(default_factory=_new_future, init=False)
     timer: asyncio.TimerHandle | None = field(default=None, init=False)
+    run: GenerateRun | ScoreRun | None = field(default=None, init=False)
 
-    @property
-    def rows(self) -> int:
-        """Names to generate or score: the job's share of a batch."""
+    def make_run(self, engine: Engine, deadline: float) -> GenerateRun | ScoreRun:
         raise NotImplementedError
 
     def fail(self, error: Exception) -> None:
-        """End the job with `error` unless it has ended already (a job that has ended is
-        skipped by the worker)."""
+        """End the job with `error` unless it has ended already; its work is dropped."""
+        if self.run is not None:
+            self.run.cancelled = True
         if not self.future.done():
             self.future.set_exception(error)
 
@@ -75,18 +85,17 @@ class Job(Generic[R]):
 class GenerateJob(Job[GenerateResult]):
     request: GenerateRequest
 
-    @property
-    def rows(self) -> int:
-        return self.request.n
+    def make_run(self, engine: Engine, deadline: float) -> GenerateRun:
+        return GenerateRun(engine, self.request, deadline)
 
 
 @dataclass(eq=False)
 class ScoreJob(Job[list[ScoredName]]):
     names: list[str]  # trimmed, lowercased, in the vocabulary
+    labels: Mapping[str, str | int] | None = None  # known to the checkpoint
 
-    @property
-    def rows(self) -> int:
-        return len(self.names)
+    def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
+        return ScoreRun(engine, self.names, engine.label_ids(self.labels), deadline)
 
 
 class BatchingWorker:
@@ -95,114 +104,156 @@ class BatchingWorker:
         engine: Engine,
         *,
         max_queue: int,
-        window_s: float,
+        window_s: float = 0.0,
         batching: bool = True,
-        max_batch_rows: int = 20_000,
+        max_rows: int = 1024,
+        step_s: float | None = None,
         threads: int = 1,
         large_batch_threads: int = 1,
         large_batch_rows: int = 1_000,
+        admit_fraction: float = 0.7,
     ) -> None:
         self.engine = engine
-        # torch intra-op threads: few for small batches, whose ops are too short to share
-        # out (idle threads would spin on the cores the event loop needs), more for large
-        # ones. Set on the thread that runs the batch: the setting is per thread.
+        self.scheduler = Scheduler(
+            engine, max_rows=max_rows, step_s=step_s, max_runs=None if batching else 1
+        )
+        # torch intra-op threads: few for small steps, whose ops are too short to share
+        # out, more for large ones (set on the inference thread: the setting is per thread)
         self.threads, self.large_batch_threads = threads, large_batch_threads
         self.large_batch_rows = large_batch_rows
-        self.max_queue, self.window_s, self.batching = max_queue, window_s, batching
-        self.max_batch_rows = max_batch_rows
-        self.queue: list[Job[Any]] = []
-        self.wakeup = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
-        self.on_batch: Callable[[int], None] = lambda requests: None  # for metrics
+        self.max_queue, self.window_s = max_queue, window_s
+        # admit work expected to be done within this share of the time limit (the rest
+        # is the estimate's margin)
+        self.admit_fraction = admit_fraction
+        self.jobs: set[Job[Any]] = set()  # admitted and not yet released (event loop's)
+        self.inbox: list[Job[Any]] = []  # submitted, not yet seen by the thread
+        self.wakeup = threading.Condition()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.on_step: Callable[[int], None] = lambda requests: None  # for metrics
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run(), name="inference")
+        self.loop = asyncio.get_running_loop()
+        self.thread = threading.Thread(target=self._serve, name="inference", daemon=True)
+        self.thread.start()
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        with self.wakeup:
+            self.stopping = True
+            self.wakeup.notify()
+        if self.thread is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.thread.join)
+
+    def warm_up(self) -> None:
+        """Run a few requests through the scheduler (before start): the first steps are
+        slow, and these measure the model's speed for admission and the step's size."""
+        full = self.scheduler.max_rows or 1024
+        for n in (1, 1, full, full, 1):
+            self.scheduler.add(GenerateRun(self.engine, GenerateRequest(n=n, seed=0)))
+            while len(self.scheduler):
+                self.scheduler.step()
 
     @property
     def depth(self) -> int:
-        return len(self.queue)
+        return len(self.jobs)
 
-    def submit(self, job: Job[R], timeout_s: float) -> None:
-        """Queue a job: `job.future` gets its result, or TimedOut after `timeout_s`.
-        Raises Overloaded when the queue is full. The caller awaits the future and then
-        calls `release(job)`, whatever happened.
-
-        (A plain future, a timer and no extra task: this runs for every request, and
-        asyncio.wait_for and shield would each cost another task per request.)"""
-        if len(self.queue) >= self.max_queue:
+    def admit(self, work: float, time_limit_s: float) -> None:
+        """Raises Overloaded when work of this size could not be done in time."""
+        if len(self.jobs) >= self.max_queue:
             raise Overloaded
-        job.timer = asyncio.get_running_loop().call_later(timeout_s, job.fail, TimedOut())
-        self.queue.append(job)
-        self.wakeup.set()
+        expected = self.expected_s(work)
+        allowed = time_limit_s * self.admit_fraction
+        if expected > allowed:
+            raise Overloaded(max(1, math.ceil(expected - allowed)))
+
+    def expected_s(self, work: float) -> float:
+        """How long work of this size would take with the work admitted so far."""
+        shared = work
+        for job in self.jobs:
+            run = job.run
+            if run is not None:
+                shared += min(max(run.work - run.work_done, 0.0), work)
+        return shared * self.scheduler.row_seconds
+
+    def submit(self, job: Job[R], time_limit_s: float) -> None:
+        """Queue a job: `job.future` gets its result. Raises Overloaded when it cannot be
+        served in time. The caller awaits the future and then calls `release(job)`,
+        whatever happened."""
+        loop = asyncio.get_running_loop()
+        run = job.make_run(self.engine, time.monotonic() + time_limit_s)
+        self.admit(run.work, time_limit_s)
+        job.run = run
+        job.timer = loop.call_later(time_limit_s + HARD_STOP_S, job.fail, TimedOut())
+        self.jobs.add(job)
+        with self.wakeup:
+            self.inbox.append(job)
+            self.wakeup.notify()
 
     def release(self, job: Job[Any]) -> None:
-        """The caller is done with `job`: a job still queued is dropped."""
+        """The caller is done with `job`: unfinished work is dropped."""
         if job.timer is not None:
             job.timer.cancel()
+        if job.run is not None and not job.future.done():
+            job.run.cancelled = True
         job.future.cancel()  # no-op once it has a result
-        with contextlib.suppress(ValueError):
-            self.queue.remove(job)
+        self.jobs.discard(job)
 
-    async def _run(self) -> None:
+    # -- the inference thread ----------------------------------------------------------
+
+    def _serve(self) -> None:
+        owners: dict[int, Job[Any]] = {}  # by id of the run
+        scheduler = self.scheduler
         while True:
-            await self.wakeup.wait()
-            if self.batching and len(self.queue) == 1 and self.window_s > 0:
-                await asyncio.sleep(self.window_s)  # a lone job waits briefly for company
-            self.wakeup.clear()
-            batch = self._take()
-            if not batch:
-                continue
-            self.wakeup.set()  # whatever is left goes next
+            with self.wakeup:
+                while not (self.inbox or len(scheduler) or self.stopping):
+                    self.wakeup.wait()
+                if self.stopping:
+                    return
+                lone = len(self.inbox) == 1 and not len(scheduler)
+            if lone and self.window_s > 0:
+                time.sleep(self.window_s)  # a lone job waits briefly for company
+            with self.wakeup:
+                new, self.inbox = self.inbox, []
+            for job in new:
+                if job.run is not None:
+                    owners[id(job.run)] = job
+                    scheduler.add(job.run)
             try:
-                await self._execute(batch)
-            except Exception:  # a bug must not kill the worker; the jobs get a 500
-                log.exception("inference batch failed")
-                for job in batch:
-                    job.fail(RuntimeError("inference failed"))
+                finished = scheduler.step(self._set_threads)
+            except Exception:  # a bug must not kill the worker; its jobs get a 500
+                log.exception("inference step failed")
+                finished = [*scheduler.runs, *scheduler.waiting]
+                fresh = Scheduler(
+                    self.engine,
+                    max_rows=scheduler.max_rows,
+                    step_s=scheduler.step_s,
+                    max_runs=scheduler.max_runs,
+                )
+                fresh.speed = scheduler.speed
+                self.scheduler = scheduler = fresh
+                for run in finished:
+                    run.failed = True
+            if scheduler.runs:
+                self.on_step(len(scheduler.runs))
+            for run in finished:
+                if id(run) in owners and self.loop is not None:
+                    self.loop.call_soon_threadsafe(_resolve, owners.pop(id(run)), run)
+            for key in [k for k, job in owners.items() if job.run and job.run.cancelled]:
+                del owners[key]
 
-    def _take(self) -> list[Job[Any]]:
-        """The next batch: queued jobs still awaited, up to max_batch_rows (at least one)."""
-        self.queue = [job for job in self.queue if not job.future.done()]
-        if not self.batching:
-            return [self.queue.pop(0)] if self.queue else []
-        batch: list[Job[Any]] = []
-        rows = 0
-        while self.queue and (not batch or rows + self.queue[0].rows <= self.max_batch_rows):
-            job = self.queue.pop(0)
-            batch.append(job)
-            rows += job.rows
-        return batch
-
-    async def _execute(self, batch: list[Job[Any]]) -> None:
-        generate = [job for job in batch if isinstance(job, GenerateJob)]
-        score = [job for job in batch if isinstance(job, ScoreJob)]
-        rows = sum(job.rows for job in batch)
-        self.on_batch(len(batch))
+    def _set_threads(self, rows: int) -> None:
         threads = self.large_batch_threads if rows >= self.large_batch_rows else self.threads
-        if rows <= INLINE_ROWS:
-            generated, scored = self._compute(generate, score, threads)
-        else:
-            generated, scored = await run_in_threadpool(self._compute, generate, score, threads)
-        _resolve(generate, generated)
-        _resolve(score, scored)
-
-    def _compute(
-        self, generate: Sequence[GenerateJob], score: Sequence[ScoreJob], threads: int
-    ) -> tuple[list[GenerateResult], list[list[ScoredName]]]:
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        generated = self.engine.generate_many([job.request for job in generate]) if generate else []
-        scored = self.engine.score_many([job.names for job in score]) if score else []
-        return generated, scored
 
 
-def _resolve(jobs: Sequence[Job[R]], results: Sequence[R]) -> None:
-    for job, result in zip(jobs, results, strict=True):
-        if not job.future.done():  # timed out or its client left meanwhile
-            job.future.set_result(result)
+def _resolve(job: Job[Any], run: GenerateRun | ScoreRun) -> None:
+    if job.future.done():  # timed out or its client left meanwhile
+        return
+    if run.failed:
+        job.future.set_exception(RuntimeError("inference failed"))
+    elif isinstance(run, ScoreRun) and run.timed_out:
+        job.future.set_exception(TimedOut())
+    else:
+        job.future.set_result(run.result())

@@ -44,14 +44,63 @@ class Settings(BaseSettings):
     budget_factor: int = Field(
         20, ge=1, description="filters may sample up to this many times n before giving up"
     )
-    batching: bool = Field(True, description="merge concurrent requests into one model batch")
+    batching: bool = Field(
+        True, description="serve concurrent requests together (false: one at a time, in order)"
+    )
+    # Every step of the model advances the rows of every request admitted, so the time
+    # of a step sets how long a one-name request takes among large ones (about 8 steps,
+    # 17 at most): steps run as many rows as fit in step_ms at the speed measured.
+    step_ms: float = Field(
+        4.0,
+        gt=0,
+        le=1_000,
+        description="time one step of the model aims at (names beyond wait for the next)",
+    )
+    max_active_rows: int = Field(
+        1_024, ge=64, description="names one step of the model works on at most"
+    )
     # 0 by default: requests that queue while the model is busy are merged anyway, and a
     # lone request waiting even 1 ms costs it about 2 ms (timer granularity)
     batch_window_ms: float = Field(
         0.0, ge=0, le=1_000, description="how long a lone request waits for others to join it"
     )
-    max_queue: int = Field(256, ge=1, description="queued requests beyond this get 429")
-    request_timeout_s: float = Field(30.0, gt=0, description="longer requests get 504")
+    max_queue: int = Field(256, ge=1, description="requests admitted at once; more get 429")
+    request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="time limit of a request: work that would not be done by then gets 429 "
+        "at once; a /generate that runs out of it returns what it found (stopped: time)",
+    )
+    # Above 1 it overbooks: more is admitted than can be served in time, and /generate
+    # requests that run out of time return what they found.
+    admit_fraction: float = Field(
+        0.7,
+        gt=0,
+        le=10,
+        description="admit work expected to take up to this share of the time limit, "
+        "with the work already admitted",
+    )
+    # Limits at the connection (app/connections.py), before any request is routed.
+    max_header_bytes: int = Field(
+        16_384,
+        ge=1_024,
+        description="request line and headers above this size: 431, connection closed",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="time to receive a request's line and headers, from the connection's "
+        "opening (or the request's first byte): then 408, connection closed",
+    )
+    body_timeout_s: float = Field(
+        30.0, gt=0, description="time to receive a request's body after its headers"
+    )
+    keep_alive_s: int = Field(
+        5, ge=1, description="an idle keep-alive connection is closed after this (seconds)"
+    )
+    max_connections: int = Field(
+        1_000, ge=1, description="open connections beyond this are closed as they open"
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="comma-separated keys; when set, /generate, /score and /model need one "

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, HTTPException, Request
 
 from app.batching import ClientGone, Job, Overloaded, TimedOut
-from app.errors import BUSY_HEADERS, BUSY_MESSAGE
+from app.errors import BUSY_MESSAGE
 from app.service import Service
 
 R = TypeVar("R")
@@ -26,14 +26,15 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 
 
 async def run_job(service: Service, request: Request, job: Job[R]) -> R:
-    """Queue `job` for the inference worker and wait for its result, unless the client
-    leaves: 429 (with Retry-After) when the queue is full, 504 past the time limit."""
+    """Hand `job` to the inference worker and wait for its result, unless the client
+    leaves: 429 (with Retry-After) for work that could not be done in time, 504 for work
+    that was not (a /generate returns what it found instead)."""
     worker, settings, metrics = service.worker, service.settings, service.metrics
     try:
         worker.submit(job, settings.request_timeout_s)
     except Overloaded as e:
         metrics.rejected.inc()
-        raise HTTPException(429, BUSY_MESSAGE, BUSY_HEADERS) from e
+        raise HTTPException(429, BUSY_MESSAGE, {"Retry-After": str(e.retry_after)}) from e
     watch = asyncio.get_running_loop().create_task(_fail_on_disconnect(request, job))
     try:
         return await job.future

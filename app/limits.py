@@ -1,13 +1,18 @@
 """Request bodies: 415 for a body that is not JSON; 413 before reading a body that says
-it is too large, and as soon as a body without a length passes the limit. And load
-shedding: 429 before reading anything when the inference queue is full."""
+it is too large, and as soon as a body without a length passes the limit. And admission:
+429 for work that could not be served in time, before it is routed."""
 
 from __future__ import annotations
+
+import json
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import BUSY_HEADERS, BUSY_MESSAGE, error_response
+from app.batching import Overloaded
+from app.errors import BUSY_MESSAGE, error_response
+from model.request import GenerateRequest
+from model.runs import generate_work, score_work
 
 JSON_PATHS = ("/generate", "/score", "/infer")  # the routes that take a JSON body
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
@@ -59,21 +64,72 @@ class BodyMiddleware:
         await self.app(scope, limited_receive, send)
 
 
-class ShedLoadMiddleware:
-    """A full inference queue answers 429 before the request's body is read or validated,
-    so refusing costs next to nothing even when the server is saturated. (The worker's own
-    check stays the authority: the queue can fill between here and there.)"""
+class AdmissionMiddleware:
+    """Work that cannot be served in time answers 429 (with Retry-After) before it is
+    routed or validated, so refusing costs next to nothing even under a flood: the body
+    (small, and needed anyway) is read and its work estimated here. A body that does not
+    parse goes on, to be refused with its reasons. (The worker's own check, on the
+    validated request, stays the authority.)"""
 
-    PATHS = JSON_PATHS
+    PATHS = ("/generate", "/score")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.PATHS:
-            service = scope["app"].state.service  # None until the model is loaded
-            if service is not None and service.worker.depth >= service.settings.max_queue:
-                service.metrics.rejected.inc()
-                await error_response(429, BUSY_MESSAGE, headers=BUSY_HEADERS)(scope, receive, send)
+        service = scope["app"].state.service if scope["type"] == "http" else None
+        if service is None or scope["method"] != "POST" or scope["path"] not in self.PATHS:
+            await self.app(scope, receive, send)
+            return
+        worker, settings = service.worker, service.settings
+        try:
+            if worker.depth >= settings.max_queue:  # before reading anything
+                raise Overloaded
+            body = await _read_body(receive)
+            if body is None:  # the client left
                 return
-        await self.app(scope, receive, send)
+            work = _work(scope["path"], body, service.engine.mean_length)
+            if work is not None:
+                worker.admit(work, settings.request_timeout_s)
+        except Overloaded as e:
+            service.metrics.rejected.inc()
+            headers = {"Retry-After": str(e.retry_after)}
+            await error_response(429, BUSY_MESSAGE, headers=headers)(scope, receive, send)
+            return
+        except HTTPException as e:  # the body was too large (BodyMiddleware)
+            await error_response(e.status_code, str(e.detail))(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _work(path: str, body: bytes, mean_length: float) -> float | None:
+    """The row-steps a request's body asks for, or None when it does not parse."""
+    try:
+        if path == "/generate":
+            return generate_work(GenerateRequest.model_validate_json(body), mean_length)
+        names = json.loads(body).get("names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return score_work([n.strip() for n in names])
+    except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
+        return None

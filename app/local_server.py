@@ -1,5 +1,6 @@
 """The service in a subprocess on 127.0.0.1, for tests and benchmarks: a free port,
-`uvicorn app.main:app`, ready when /ready says so, stopped with SIGTERM."""
+`python -m app` (uvicorn with the limits at the connection), ready when /ready says so,
+stopped with SIGTERM."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ class LocalServer:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "app.main:app",
+                "app",
                 "--host",
                 "127.0.0.1",
                 "--port",

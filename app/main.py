@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from app import errors
 from app.config import Settings, get_settings
-from app.limits import BodyMiddleware, ShedLoadMiddleware
+from app.limits import AdmissionMiddleware, BodyMiddleware
 from app.metrics import Metrics, MetricsMiddleware
 from app.routers import include_routers
 from app.security import ApiKeyMiddleware, SettingsCORSMiddleware, document_api_key
@@ -42,11 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = None  # the loaded model and its worker, set in lifespan
     app.state.metrics = Metrics()
     errors.install(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # the last added runs first
+    app.add_middleware(AdmissionMiddleware)
     app.add_middleware(BodyMiddleware)
-    app.add_middleware(ShedLoadMiddleware)
     app.add_middleware(ApiKeyMiddleware)  # inside CORS: preflights need no key
     app.add_middleware(SettingsCORSMiddleware)
+    # outermost: requests refused before routing (401, 413, 415, 429) count too
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     include_routers(app)
     build_schema = app.openapi
     app.openapi = lambda: document_api_key(build_schema())  # type: ignore[method-assign]

@@ -35,22 +35,29 @@ class Metrics:
             "namegen_names_scored", "names scored by /score", registry=self.registry
         )
         self.rejected = Counter(
-            "namegen_rejected", "requests refused with 429: queue full", registry=self.registry
+            "namegen_rejected",
+            "requests refused with 429: too much work to serve in time",
+            registry=self.registry,
         )
         self.timeouts = Counter(
             "namegen_timeouts", "requests ended with 504: time limit", registry=self.registry
+        )
+        self.stopped_by_time = Counter(
+            "namegen_stopped_by_time",
+            "/generate requests answered short: their time limit ran out",
+            registry=self.registry,
         )
         self.dropped = Counter(
             "namegen_dropped", "queued requests dropped: the client left", registry=self.registry
         )
         self.batch_requests = Histogram(
             "namegen_batch_requests",
-            "requests merged into one model batch",
+            "requests served together by one step of the model",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "namegen_queue_depth", "requests waiting for the model", registry=self.registry
+            "namegen_queue_depth", "requests admitted, not yet answered", registry=self.registry
         )
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
@@ -62,13 +69,15 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 class MetricsMiddleware:
     """Counts requests and times them per route template (not per raw path, so unknown
-    paths cannot blow up the label set). The labelled children are looked up once per
-    label set and kept: `labels()` costs a lock and several dict lookups per call."""
+    paths cannot blow up the label set); a request refused before routing (401, 413,
+    429) counts under its path when that is a route's. The labelled children are looked
+    up once per label set and kept: `labels()` costs a lock and several dict lookups."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
         self.counters: dict[tuple[str, str, int], Any] = {}
         self.timers: dict[tuple[str, str], Any] = {}
+        self.paths: frozenset[str] | None = None  # of the app's routes, once it has them
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -87,7 +96,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             route = scope.get("route")
-            endpoint = getattr(route, "path", None) or "unmatched"
+            endpoint = getattr(route, "path", None) or self._unrouted(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
             counter = self.counters.get((method, endpoint, status))
             if counter is None:
@@ -100,3 +109,8 @@ class MetricsMiddleware:
                     method, endpoint
                 )
             timer.observe(time.perf_counter() - started)
+
+    def _unrouted(self, scope: Scope) -> str:
+        if self.paths is None:
+            self.paths = frozenset(getattr(r, "path", "") for r in scope["app"].routes)
+        return scope["path"] if scope["path"] in self.paths else "unmatched"

@@ -15,7 +15,6 @@ from app.config import Settings
 from app.metrics import Metrics
 from model.checkpoint import CheckpointError
 from model.engine import Engine
-from model.request import GenerateRequest
 
 log = logging.getLogger("namegen")
 TORCH_DEFAULT_THREADS = torch.get_num_threads()  # one per physical core, before we change it
@@ -41,19 +40,22 @@ def start_service(s: Settings, metrics: Metrics) -> Service:
         log.error("namegen: cannot start: %s", e)
         raise
     engine.budget_factor = s.budget_factor
-    engine.generate(GenerateRequest(n=2, seed=0))  # warm up before taking traffic
     worker = BatchingWorker(
         engine,
         max_queue=s.max_queue,
         window_s=s.batch_window_ms / 1000,
         batching=s.batching,
+        max_rows=s.max_active_rows,
+        step_s=s.step_ms / 1000,
         threads=threads,
         large_batch_threads=s.large_batch_threads or TORCH_DEFAULT_THREADS,
         large_batch_rows=s.large_batch_rows,
+        admit_fraction=s.admit_fraction,
     )
+    worker.warm_up()  # before taking traffic; measures the model's speed for admission
     worker.start()
     metrics.watch_queue(lambda: worker.depth)
-    worker.on_batch = metrics.batch_requests.observe
+    worker.on_step = metrics.batch_requests.observe
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise walk all of torch, pydantic and
     # FastAPI and stall the event loop for tens of milliseconds under load.

@@ -1,36 +1,30 @@
 """The inference engine: a loaded checkpoint that generates and scores names.
 
-Knows names and characters (through the checkpoint's vocab) but nothing of HTTP.
-Generation with filters (exclude names of the training corpus, no duplicates) samples in
-rounds until it has n names, a bounded budget of samples is spent, or the rounds stop
-finding new names; the result says which.
+Knows names, characters and labels (through the checkpoint's vocab and label space) but
+nothing of HTTP. Requests run through model/scheduler.py's continuous batching, here all
+at once; a server drives a long-lived Scheduler itself. Generation with filters (exclude
+names of the training corpus, no duplicates) samples until it has n names, a bounded
+budget of samples is spent, or sampling stops finding new names; the result says which.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import torch
 
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.device import pick_device
 from model.incremental import IncrementalWaveNet
-from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
-from model.sampling import SampleJob, sample_jobs
-from model.scoring import NameScore, score_names
+from model.labels import LabelError
+from model.request import GeneratedName, GenerateRequest, GenerateResult
+from model.runs import GenerateRun, ScoredName, ScoreRun
+from model.scheduler import Scheduler
 from model.wavenet import WaveNet
 
 # the request types, where callers of the engine have always found them
 __all__ = ["Engine", "GenerateRequest", "GenerateResult", "GeneratedName", "ScoredName"]
 
-
-@dataclass(frozen=True)
-class ScoredName:
-    score: NameScore
-    in_corpus: bool
+Labels = Mapping[str, str | int] | None
 
 
 class Engine:
@@ -47,91 +41,56 @@ class Engine:
         self.device = next(self.model.parameters()).device
         self.net = IncrementalWaveNet(self.model)
         self.budget_factor = budget_factor  # filters may sample up to this many times n
+        names = self.corpus_names
+        # for estimates of a request's work: the length of a typical name
+        self.mean_length = sum(map(len, names)) / len(names) if names else 6.0
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto") -> Engine:
         return cls(load_checkpoint(path, device=pick_device(device)))
 
+    def label_ids(self, labels: Labels) -> tuple[int, ...] | None:
+        """Label ids of the checkpoint's columns (unknown where not given), or None for a
+        model without labels. Raises LabelError for a column or value it does not know,
+        and for labels given to a model without them."""
+        space = self.checkpoint.labels
+        if space is None:
+            if labels:
+                raise LabelError("this checkpoint has no labels")
+            return None
+        return tuple(space.encode(labels or {}))
+
     def generate(self, req: GenerateRequest) -> GenerateResult:
-        """Raises UnknownCharacterError for a prefix outside the vocab, ValueError for
-        inconsistent controls."""
+        """Raises UnknownCharacterError for a prefix outside the vocab, LabelError for
+        labels the checkpoint does not know."""
         return self.generate_many([req])[0]
 
     def generate_many(self, reqs: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        """Several requests in shared model batches: every round samples the next batch of
-        each unfinished request together. A request's rounds depend only on the request,
-        so it gets the same names alone or alongside others."""
-        runs = [_Run(self, req) for req in reqs]
-        while active := [run for run in runs if not run.done]:
-            jobs = [run.next_job() for run in active]
-            for run, (ids, logprobs) in zip(active, sample_jobs(self.net, jobs), strict=True):
-                run.take(ids, logprobs)
+        """Several requests in shared model batches. A request's names depend only on the
+        request, so it gets the same names alone or alongside others."""
+        runs = [GenerateRun(self, req) for req in reqs]
+        _run_all(Scheduler(self), runs)
         return [run.result() for run in runs]
 
-    def score(self, names: Sequence[str]) -> list[ScoredName]:
+    def score(self, names: Sequence[str], labels: Labels = None) -> list[ScoredName]:
         """Raises UnknownCharacterError naming the first bad name and character."""
-        scores = score_names(self.model, self.vocab, names)
-        return [ScoredName(s, s.name in self.corpus_names) for s in scores]
+        return self.score_many([names], [labels])[0]
 
-    def score_many(self, batches: Sequence[Sequence[str]]) -> list[list[ScoredName]]:
-        """Several requests' names in one forward pass, split back per request."""
-        scored = self.score([name for names in batches for name in names])
-        out, start = [], 0
-        for names in batches:
-            out.append(scored[start : start + len(names)])
-            start += len(names)
-        return out
+    def score_many(
+        self, batches: Sequence[Sequence[str]], labels: Sequence[Labels] | None = None
+    ) -> list[list[ScoredName]]:
+        """Several requests' names, each under its own labels (None: unknown)."""
+        for names in batches:  # every problem before any work
+            for name in names:
+                self.vocab.encode(name)
+        ids = [self.label_ids(lab) for lab in labels or [None] * len(batches)]
+        runs = [ScoreRun(self, names, i) for names, i in zip(batches, ids, strict=True)]
+        _run_all(Scheduler(self), runs)
+        return [run.result() for run in runs]
 
 
-class _Run:
-    """One generate request in progress: its stream, its finds, its budget."""
-
-    def __init__(self, engine: Engine, req: GenerateRequest) -> None:
-        self.engine, self.req = engine, req
-        self.prefix = tuple(engine.vocab.encode(req.prefix))
-        self.seed = (
-            req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
-        )
-        self.generator = torch.Generator(device=engine.device).manual_seed(self.seed)
-        self.budget = req.n * engine.budget_factor + 100 if req.filtered else req.n
-        self.found: list[GeneratedName] = []
-        self.seen: set[str] = set()
-        self.sampled = 0
-        self.idle_rounds = 0
-        self.starved = False  # the filters let nothing through lately
-
-    @property
-    def done(self) -> bool:
-        return self.starved or len(self.found) >= self.req.n or self.sampled >= self.budget
-
-    def next_job(self) -> SampleJob:
-        want = self.req.n - len(self.found)
-        # oversample a little when filters reject some names
-        size = math.ceil(want * 1.2) + 8 if self.req.filtered else want
-        return SampleJob(
-            min(self.budget - self.sampled, size), self.req, self.prefix, self.generator
-        )
-
-    def take(self, ids: list[list[int]], logprobs: list[float]) -> None:
-        req, vocab = self.req, self.engine.vocab
-        self.sampled += len(ids)
-        before = len(self.found)
-        for row, logprob in zip(ids, logprobs, strict=True):
-            name = vocab.decode(row)
-            in_corpus = name in self.engine.corpus_names
-            if (req.exclude_existing and in_corpus) or (req.unique and name in self.seen):
-                continue
-            self.seen.add(name)
-            self.found.append(GeneratedName(name, logprob, in_corpus))
-            if len(self.found) == req.n:
-                break
-        self.idle_rounds = self.idle_rounds + 1 if len(self.found) == before else 0
-        # greedy repeats itself; two empty rounds mean the filters starve it
-        self.starved = req.temperature == 0 or self.idle_rounds >= 2
-
-    def result(self) -> GenerateResult:
-        complete = len(self.found) == self.req.n
-        stopped: StopReason | None = None
-        if not complete:
-            stopped = "budget" if self.sampled >= self.budget else "no_new_names"
-        return GenerateResult(self.found, complete, self.sampled, self.seed, stopped)
+def _run_all(scheduler: Scheduler, runs: Sequence[GenerateRun | ScoreRun]) -> None:
+    for run in runs:
+        scheduler.add(run)
+    while len(scheduler):
+        scheduler.step()

@@ -26,8 +26,9 @@ HARD_MAX_LENGTH = 64
 
 # Why a request came back with fewer than n names: "budget" when the filters' budget of
 # samples ran out, "no_new_names" when sampling stopped finding names the filters let
-# through (two rounds in a row found none; greedy decoding, one).
-StopReason = Literal["budget", "no_new_names"]
+# through (two jobs in a row found none; greedy decoding, one), "time" when the request's
+# time limit ran out.
+StopReason = Literal["budget", "no_new_names", "time"]
 
 # trimmed and lowercased like /score's names, before the length limits apply
 Prefix = Annotated[

@@ -42,9 +42,7 @@ class RowTable:
         """Room for `rows` more rows, their network state fresh (under `labels` (rows, L),
         for a conditional model); returns their integers and floats (views) for the caller
         to fill in."""
-        if self.live + rows > len(self.ints):
-            size = max(self.live + rows, 2 * len(self.ints))
-            self.ints, self.floats = grown(self.ints, size), grown(self.floats, size)
+        self.reserve(self.live + rows)
         new = slice(self.live, self.live + rows)
         state = self.fresh if labels is None else self.net.init_state(rows, labels)
         parts = [*state.rings, *(state.conds or [])]
@@ -58,6 +56,12 @@ class RowTable:
         self.live += rows
         self._views = None
         return self.ints[new], self.floats[new]
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` rows in all."""
+        if rows > len(self.ints):
+            size = max(rows, 2 * len(self.ints))
+            self.ints, self.floats = grown(self.ints, size), grown(self.floats, size)
 
     def remove(self, dead: list[int]) -> None:
         """Remove rows (sorted indices below len): the last rows move into their places,
@@ -134,6 +138,36 @@ class ResultArena:
     def release(self, base: int, rows: int) -> None:
         first, blocks = base // BLOCK_ROWS, _blocks(rows)
         self.blocks[first : first + blocks] = bytes(blocks)
+
+    def read(self, base: int, rows: int, steps: int) -> tuple[list[list[int]], list[float]]:
+        """The names (id lists, ending before their end token) and log-probabilities of
+        arena rows [base, base + rows), whose names have at most `steps` - 1 ids."""
+        ids = self.ids[base : base + rows, :steps]
+        # a name ends at its first end token (what lies after it is an earlier row's)
+        lengths = (ids == 0).int().argmax(dim=-1).tolist()
+        names = [row[:length] for row, length in zip(ids.tolist(), lengths, strict=True)]
+        return names, self.logprob[base : base + rows].tolist()
+
+
+class Handles:
+    """Small integers to name jobs by, handed out and taken back, each with a row of
+    `table` (zeroed when handed out)."""
+
+    def __init__(self, columns: int) -> None:
+        self.table = torch.zeros(0, columns, dtype=torch.long)
+        self.free: list[int] = []
+
+    def take(self) -> int:
+        if not self.free:
+            size = max(2 * len(self.table), 64)
+            self.free = list(range(size - 1, len(self.table) - 1, -1))
+            self.table = grown(self.table, size)
+        handle = self.free.pop()
+        self.table[handle] = 0
+        return handle
+
+    def give_back(self, handle: int) -> None:
+        self.free.append(handle)
 
 
 def _blocks(rows: int) -> int:

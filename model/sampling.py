@@ -20,7 +20,7 @@ from torch import Tensor
 
 from model.incremental import IncrementalWaveNet
 from model.request import HARD_MAX_LENGTH, GenerateRequest
-from model.rows import ResultArena, RowTable, grown
+from model.rows import Handles, ResultArena, RowTable
 
 MAX_STEPS = HARD_MAX_LENGTH + 1  # a name's characters, then its end
 
@@ -145,8 +145,7 @@ class Batch:
         self.rows = RowTable(net, 8, 2)
         self.arena = ResultArena(MAX_STEPS)
         self.jobs: dict[int, _Running] = {}  # by handle
-        self.prefixes = torch.zeros(0, MAX_STEPS, dtype=torch.long)  # by handle
-        self.free_handles: list[int] = []
+        self.handles = Handles(MAX_STEPS)  # each with its job's prefix
         # jobs that need work no other job needs, counted so that steps can skip it
         self.needs: Counter[str] = Counter()
 
@@ -156,19 +155,21 @@ class Batch:
     def alive(self, handle: int) -> int:
         return self.jobs[handle].alive
 
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` more rows, before adding many jobs."""
+        self.rows.reserve(len(self.rows) + rows)
+
     def add(self, job: SampleJob) -> int:
         """Rows for `job` (n >= 1), sampling from the next step on; returns its handle."""
         m, req, net = job.n, job.request, self.net
-        handle = self._new_handle()
+        handle = self.handles.take()
         base = self.arena.allocate(m)
         self.jobs[handle] = _Running(job, base, self.clock, m)
         if job.prefix:
-            self.prefixes[handle, : len(job.prefix)] = torch.tensor(job.prefix)
+            self.handles.table[handle, : len(job.prefix)] = torch.tensor(job.prefix)
         self.needs.update(_needs(job))
-        labels = None
-        if job.labels is not None:
-            labels = torch.tensor([job.labels], device=net.device).expand(m, -1)
-        ints, floats = self.rows.append(m, labels)
+        labels = None if job.labels is None else torch.tensor([job.labels]).expand(m, -1)
+        ints, floats = self.rows.append(m, None if labels is None else labels.to(net.device))
         ints[:, TOKEN] = 0
         ints[:, POS] = 0
         ints[:, RESULT] = torch.arange(base, base + m)
@@ -218,7 +219,7 @@ class Batch:
         )
         nxt = choose(logits, arena.uniform[result], controls)
         if prefixed:  # forced prefix characters
-            ahead = self.prefixes[job, pos.clamp(max=MAX_STEPS - 1)]
+            ahead = self.handles.table[job, pos.clamp(max=MAX_STEPS - 1)]
             nxt = torch.where(pos < prefix_len, ahead, nxt)
         if late:  # the end is forced at max_length
             nxt.masked_fill_(pos >= max_len, 0)
@@ -239,31 +240,17 @@ class Batch:
         self.rows.remove(ended.tolist())
         return [(handle, *self._results(handle)) for handle in finished]
 
-    def _new_handle(self) -> int:
-        if not self.free_handles:
-            size = max(2 * len(self.prefixes), 64)
-            self.free_handles = list(range(size - 1, len(self.prefixes) - 1, -1))
-            self.prefixes = grown(self.prefixes, size)
-        handle = self.free_handles.pop()
-        self.prefixes[handle] = 0
-        return handle
-
     def _release(self, handle: int) -> None:
         run = self.jobs.pop(handle)
         self.arena.release(run.base, run.job.n)
         self.needs.subtract(_needs(run.job))
-        self.free_handles.append(handle)
+        self.handles.give_back(handle)
 
     def _results(self, handle: int) -> tuple[list[list[int]], list[float]]:
         run = self.jobs[handle]
-        rows = slice(run.base, run.base + run.job.n)
-        ids = self.arena.ids[rows, : run.job.request.max_length + 1]
-        # a name ends at its first end token (what lies after it is an earlier row's)
-        lengths = (ids == 0).int().argmax(dim=-1).tolist()
-        names = [row[:length] for row, length in zip(ids.tolist(), lengths, strict=True)]
-        logprobs = self.arena.logprob[rows].tolist()
+        results = self.arena.read(run.base, run.job.n, run.job.request.max_length + 1)
         self._release(handle)
-        return names, logprobs
+        return results
 
 
 def _needs(job: SampleJob) -> list[str]:

@@ -39,6 +39,8 @@ async def generate(body: GenerateRequest, service: ServiceDep, request: Request)
         raise FieldErrors(problems)
     result = await run_job(service, request, GenerateJob(body))
     service.metrics.names_generated.inc(len(result.names))
+    if result.stopped == "time":
+        service.metrics.stopped_by_time.inc()
     # Validated from plain dicts in one call: a pydantic object per name costs about
     # five times as much, which for a large n holds up the event loop.
     out = GenerateOut.model_validate(

@@ -1,4 +1,4 @@
-"""Small batches run with few torch threads, large ones with more (settings)."""
+"""Small steps run with few torch threads, large ones with more (settings)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
-from model.engine import Engine
+from model.sampling import Batch
 from tests.app.conftest import CHECKPOINT
 
 
@@ -22,18 +22,21 @@ def threads_seen() -> Iterator[tuple[TestClient, list[tuple[int, int]]]]:
         torch_threads=1,
         large_batch_threads=2,
         large_batch_rows=500,
+        max_active_rows=512,
+        step_ms=1000,  # steps as large as max_active_rows allows
     )
-    seen: list[tuple[int, int]] = []  # (names in the batch, torch threads while it ran)
-    real = Engine.generate_many
+    seen: list[tuple[int, int]] = []  # (rows in a step, torch threads while it ran)
+    real = Batch.step
 
-    def spy(engine: Engine, requests: list) -> list:  # type: ignore[type-arg]
-        seen.append((sum(r.n for r in requests), torch.get_num_threads()))
-        return real(engine, requests)
+    def spy(batch: Batch) -> list:  # type: ignore[type-arg]
+        seen.append((len(batch), torch.get_num_threads()))
+        return real(batch)
 
-    with TestClient(create_app(settings)) as client:
-        engine = client.app.state.service.engine  # type: ignore[attr-defined]
-        engine.generate_many = spy.__get__(engine)
-        yield client, seen
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Batch, "step", spy)
+        with TestClient(create_app(settings)) as client:
+            seen.clear()  # the warm-up's
+            yield client, seen
 
 
 def test_thread_count_follows_batch_size(
@@ -41,5 +44,7 @@ def test_thread_count_follows_batch_size(
 ) -> None:
     client, seen = threads_seen
     assert client.post("/generate", json={"n": 3}).status_code == 200
+    assert {threads for rows, threads in seen} == {1}
     assert client.post("/generate", json={"n": 600}).status_code == 200
-    assert seen == [(3, 1), (600, 2)]
+    assert (512, 2) in seen  # full steps of the large request
+    assert all(threads == (2 if rows >= 500 else 1) for rows, threads in seen)

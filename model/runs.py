@@ -1,0 +1,187 @@
+"""The requests a Scheduler (model/scheduler.py) serves, and estimates of their work.
+
+A generate request is served as jobs (model/sampling.py) of at most CHUNK_ROWS rows, each
+with its own generator seeded from the request's seed and the job's index: a job's names
+then depend on nothing but the request, so a request gets the same names whenever its
+jobs start and whatever else shares the batch. Jobs are taken in index order, which keeps
+filtered requests deterministic too: the names kept, `sampled` and the reason for stopping
+follow from the jobs in order, however many ran ahead (those are dropped).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
+from model.sampling import SampleJob
+from model.scoring import NameScore, score_names
+
+if TYPE_CHECKING:
+    from model.engine import Engine
+
+CHUNK_ROWS = 64  # fixed: a seeded request's names depend on it
+
+
+@dataclass(frozen=True)
+class ScoredName:
+    score: NameScore
+    in_corpus: bool
+
+
+def job_seed(seed: int, index: int) -> int:
+    """Job 0 uses the request's seed itself (so one-job requests keep their names); the
+    others a mix of it with their index (splitmix64)."""
+    if index == 0:
+        return seed
+    z = (seed + index * 0x9E3779B97F4A7C15) & (2**64 - 1)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
+    return (z ^ (z >> 31)) & (2**63 - 1)
+
+
+def generate_work(req: GenerateRequest, mean_length: float) -> float:
+    """Expected row-steps: rows (a filtered request's first guess) times the steps of a
+    name of the corpus's mean length, within the request's lengths."""
+    steps = min(max(mean_length, req.min_length, len(req.prefix)), req.max_length) + 1
+    return _first_rows(req) * steps
+
+
+def score_work(names: Sequence[str]) -> float:
+    """Positions a score request runs (its names padded to its longest)."""
+    return len(names) * (max((len(n) for n in names), default=0) + 1)
+
+
+def _first_rows(req: GenerateRequest) -> int:
+    return math.ceil(req.n * 1.2) + 8 if req.filtered else req.n
+
+
+class Run:
+    """A request in the scheduler. `cancelled` may be set from any thread; `work` is
+    its estimate in row-steps, `work_done` what it has had so far."""
+
+    def __init__(self, work: float, deadline: float | None) -> None:
+        self.work, self.work_done = work, 0.0
+        self.deadline = deadline  # time.monotonic() past which it stops
+        self.cancelled = False
+        self.timed_out = False
+        self.failed = False  # the step it was in raised
+
+
+class GenerateRun(Run):
+    def __init__(self, engine: Engine, req: GenerateRequest, deadline: float | None = None):
+        super().__init__(generate_work(req, engine.mean_length), deadline)
+        self.engine, self.req = engine, req
+        self.prefix = tuple(engine.vocab.encode(req.prefix))
+        self.labels = engine.label_ids(req.labels)
+        self.seed = (
+            req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        )
+        self.budget = req.n * engine.budget_factor + 100 if req.filtered else req.n
+        self.size = min(_first_rows(req), CHUNK_ROWS)  # rows per job (the last may have fewer)
+        self.started = 0  # jobs started
+        self.handles: dict[int, int] = {}  # batch handle of each job running, by index
+        self.finished: dict[int, tuple[list[list[int]], list[float]]] = {}  # not yet taken
+        self.taken = 0  # jobs taken, in order
+        self.found: list[GeneratedName] = []
+        self.seen: set[str] = set()
+        self.sampled = 0
+        self.idle = 0  # jobs in a row that found nothing
+
+    @property
+    def done(self) -> bool:
+        req = self.req
+        starved = req.filtered and ((req.temperature == 0 and self.taken > 0) or self.idle >= 2)
+        return starved or len(self.found) >= req.n or self.sampled >= self.budget
+
+    def wants_job(self) -> bool:
+        planned = self.started * self.size
+        if self.done or planned >= self.budget:
+            return False
+        if not self.req.filtered:
+            return True
+        if self.req.temperature == 0:  # greedy repeats itself: one job tells
+            return self.started == 0
+        # ahead of what has been taken: enough rows for the names still wanted
+        ahead = planned - self.sampled
+        return ahead < math.ceil((self.req.n - len(self.found)) * 1.2) + 8
+
+    def next_job(self) -> tuple[int, SampleJob]:
+        index = self.started
+        rows = min(self.size, self.budget - index * self.size)
+        generator = torch.Generator(device=self.engine.device)
+        generator.manual_seed(job_seed(self.seed, index))
+        self.started += 1
+        return index, SampleJob(rows, self.req, self.prefix, generator, self.labels)
+
+    def take(self, index: int, ids: list[list[int]], logprobs: list[float]) -> None:
+        """A job's names; taken in index order."""
+        self.finished[index] = (ids, logprobs)
+        while self.taken in self.finished and not self.done:
+            self._take(*self.finished.pop(self.taken))
+            self.taken += 1
+
+    def _take(self, ids: list[list[int]], logprobs: list[float]) -> None:
+        req, vocab, corpus = self.req, self.engine.vocab, self.engine.corpus_names
+        self.sampled += len(ids)
+        before = len(self.found)
+        for row, logprob in zip(ids, logprobs, strict=True):
+            name = vocab.decode(row)
+            in_corpus = name in corpus
+            if (req.exclude_existing and in_corpus) or (req.unique and name in self.seen):
+                continue
+            self.seen.add(name)
+            self.found.append(GeneratedName(name, logprob, in_corpus))
+            if len(self.found) == req.n:
+                break
+        self.idle = self.idle + 1 if len(self.found) == before else 0
+
+    def result(self) -> GenerateResult:
+        complete = len(self.found) == self.req.n
+        stopped: StopReason | None = None
+        if not complete:
+            if self.timed_out:
+                stopped = "time"
+            else:
+                stopped = "budget" if self.sampled >= self.budget else "no_new_names"
+        return GenerateResult(self.found, complete, self.sampled, self.seed, stopped)
+
+
+class ScoreRun(Run):
+    def __init__(
+        self,
+        engine: Engine,
+        names: Sequence[str],
+        labels: tuple[int, ...] | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__(score_work(names), deadline)
+        self.engine, self.names, self.labels = engine, list(names), labels
+        self.scores: list[NameScore] = []
+
+    @property
+    def done(self) -> bool:
+        return len(self.scores) == len(self.names)
+
+    def score_piece(self, positions: int) -> int:
+        """Score the next names, as many as fit in `positions` (at least one); returns the
+        positions run."""
+        start, longest, end = len(self.scores), 0, len(self.scores)
+        while end < len(self.names):
+            longest = max(longest, len(self.names[end]) + 1)
+            if end > start and (end + 1 - start) * longest > positions:
+                break
+            end += 1
+        piece = self.names[start:end]
+        labels = None if self.labels is None else [self.labels] * len(piece)
+        model, vocab = self.engine.model, self.engine.vocab
+        self.scores += score_names(model, vocab, piece, labels, chunk=len(piece))
+        return len(piece) * max(len(n) + 1 for n in piece)
+
+    def result(self) -> list[ScoredName]:
+        corpus = self.engine.corpus_names
+        return [ScoredName(s, s.name in corpus) for s in self.scores]
