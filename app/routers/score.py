@@ -1,5 +1,4 @@
 from fastapi import APIRouter, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.batching import ScoreJob
 from app.deps import ServiceDep, run_job
@@ -9,8 +8,6 @@ from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut, json_response
 from app.security import API_KEY_SECURITY
 from app.service import Service
 from model import UnknownCharacterError
-from model.engine import ScoredName
-from model.scoring import score_names
 
 router = APIRouter(tags=["names"])
 
@@ -37,14 +34,6 @@ def name_problems(service: Service, names: list[str]) -> list[tuple[str, str]]:
     return problems
 
 
-def score_labelled(service: Service, names: list[str], ids: list[int]) -> list[ScoredName]:
-    # Until the worker's score jobs carry labels: straight on the model, in the threadpool
-    # (names are at most max_score_names; score_names works in chunks).
-    engine = service.engine
-    scores = score_names(engine.model, engine.vocab, names, [ids] * len(names))
-    return [ScoredName(s, s.name in engine.corpus_names) for s in scores]
-
-
 @router.post(
     "/score",
     response_model=ScoresOut,
@@ -62,10 +51,7 @@ async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Re
     if problems:
         raise FieldErrors(problems)
     labels = used_labels(space, body.labels)
-    if labels and space is not None:
-        scored = await run_in_threadpool(score_labelled, service, names, space.encode(labels))
-    else:
-        scored = await run_job(service, request, ScoreJob(names))
+    scored = await run_job(service, request, ScoreJob(names, labels or None))
     service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
     # Validated from plain dicts in one call (see generate.py).

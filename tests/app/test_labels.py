@@ -151,13 +151,6 @@ def test_score_under_labels_says_which_and_equals_the_model(
     assert girl[0]["logprob"] > boy[0]["logprob"] and girl[1]["logprob"] < boy[1]["logprob"]
 
 
-ENGINE_LABELS = pytest.mark.xfail(
-    strict=True,
-    reason="waits on APP-17: the engine does not yet sample under request.labels",
-)
-
-
-@ENGINE_LABELS
 def test_score_under_labels_equals_generate_under_the_same_labels(labelled_api: Client) -> None:
     for labels in (GIRLS_2000, {"sex": "M"}, {"decade": 1900}):
         gen = post(labelled_api, "/generate", n=30, seed=7, labels=labels)
@@ -168,7 +161,6 @@ def test_score_under_labels_equals_generate_under_the_same_labels(labelled_api: 
         )
 
 
-@ENGINE_LABELS
 def test_generated_names_carry_their_labels(labelled_api: Client) -> None:
     def ends(labels: dict[str, str]) -> float:
         names = post(labelled_api, "/generate", n=200, seed=1, labels=labels)["names"]
