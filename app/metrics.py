@@ -111,6 +111,6 @@ class MetricsMiddleware:
             timer.observe(time.perf_counter() - started)
 
     def _unrouted(self, scope: Scope) -> str:
-        if self.paths is None:
-            self.paths = frozenset(getattr(r, "path", "") for r in scope["app"].routes)
+        if self.paths is None:  # the documented routes (FastAPI caches the schema)
+            self.paths = frozenset(scope["app"].openapi()["paths"])
         return scope["path"] if scope["path"] in self.paths else "unmatched"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,8 +12,11 @@ from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import Checkpoint
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
+from model.labels import LabelError, LabelSpace
 from model.request import GenerateRequest
-from model.sampling import filter_logits, sample
+from model.runs import GenerateRun
+from model.sampling import Batch, SampleJob, filter_logits, sample, sample_jobs
+from model.scheduler import Scheduler
 from model.scoring import score_names
 from tests.model.test_wavenet import OPTION_CONFIGS, option_model
 
@@ -230,3 +235,123 @@ def test_score_many_splits_per_request() -> None:
     assert [[s.score.name for s in part] for part in out] == [["emma", "zoe"], ["ann"]]
     assert out[0][0].in_corpus and not out[1][0].in_corpus
     assert out[1][0].score.logprob == pytest.approx(engine.score(["ann"])[0].score.logprob)
+
+
+def test_a_vanishing_top_p_keeps_the_likeliest_id() -> None:
+    # 1e-46 is 0 in float32: every id's mass before it reached it, the likeliest's too,
+    # and with every id removed the sampler returned "zzzzzzzzzzzzzzzz"
+    logits = torch.tensor([[3.0, 2.0, 1.0, 0.0], [0.0, 5.0, 1.0, 0.0]])
+    kept = torch.isfinite(filter_logits(logits, GenerateRequest(top_p=1e-46)))
+    assert kept.tolist() == [[True, False, False, False], [False, True, False, False]]
+    net = IncrementalWaveNet(trained_like())
+    greedy, _ = sample(net, 5, GenerateRequest(temperature=0), torch.Generator().manual_seed(0))
+    tiny, _ = sample(net, 5, GenerateRequest(top_p=1e-46), torch.Generator().manual_seed(1))
+    assert tiny == greedy
+
+
+def test_rows_that_join_mid_flight_get_their_names_alone() -> None:
+    net = IncrementalWaveNet(trained_like((2, 2, 2, 2)))  # rings of spans 1, 2, 4, 8
+
+    def job(n: int, seed: int, **controls: object) -> SampleJob:
+        req = GenerateRequest(**controls)  # type: ignore[arg-type]
+        prefix = tuple(VOCAB.encode(req.prefix))
+        return SampleJob(n, req, prefix, torch.Generator().manual_seed(seed))
+
+    def jobs() -> list[SampleJob]:  # with fresh generators each time
+        return [
+            job(40, 1),
+            job(7, 2, prefix="ma", min_length=4, max_length=9),
+            job(12, 3, temperature=0.5, top_k=4),
+            job(3, 4, temperature=0),
+        ]
+
+    alone = [sample_jobs(net, [j])[0] for j in jobs()]
+    batch = Batch(net)
+    index: dict[int, int] = {}  # of each running job, by handle (handles are reused)
+    results: dict[int, tuple[list[list[int]], list[float]]] = {}
+
+    def step() -> None:
+        for handle, names, logprobs in batch.step():
+            results[index.pop(handle)] = (names, logprobs)
+
+    for i, j in enumerate(jobs()):  # each joins a few steps after the one before
+        index[batch.add(j)] = i
+        for _ in range(3 + i):
+            step()
+    while len(batch):
+        step()
+    for i, (names, logprobs) in enumerate(alone):
+        assert results[i][0] == names
+        assert results[i][1] == pytest.approx(logprobs, abs=1e-4)
+
+
+def test_a_row_cap_changes_when_jobs_run_not_what_they_find() -> None:
+    engine = engine_with_corpus({"ab", "ba"})
+    reqs = [
+        GenerateRequest(n=300, seed=1),
+        GenerateRequest(n=150, seed=2, unique=True, exclude_existing=True, max_length=5),
+        GenerateRequest(n=1, seed=3),
+    ]
+    free = engine.generate_many(reqs)
+    scheduler = Scheduler(engine, max_rows=64)  # a job at a time
+    runs = [GenerateRun(engine, req) for req in reqs]
+    for run in runs:
+        scheduler.add(run)
+    most = 0
+    while len(scheduler):
+        scheduler.step(lambda rows: None)
+        most = max(most, len(scheduler.batch))
+    assert most <= 64 + 1  # a one-name job may join a full step
+    for run, expected in zip(runs, free, strict=True):
+        got = run.result()
+        assert [g.name for g in got.names] == [g.name for g in expected.names]
+        assert got.sampled == expected.sampled and got.stopped == expected.stopped
+
+
+def test_a_request_out_of_time_returns_what_it_found() -> None:
+    engine = engine_with_corpus(set())
+    scheduler = Scheduler(engine, max_rows=64)
+    run = GenerateRun(engine, GenerateRequest(n=1000, seed=0), deadline=time.monotonic() + 60)
+    scheduler.add(run)
+    while not run.taken:  # until some names are in
+        assert not scheduler.step()
+    run.deadline = time.monotonic()  # then its time runs out
+    finished = scheduler.step()
+    result = run.result()
+    assert finished == [run] and not result.complete and result.stopped == "time"
+    assert 0 < len(result.names) < 1000 and result.sampled == len(result.names)
+    assert len(scheduler) == 0 and len(scheduler.batch) == 0  # its rows are gone
+
+
+def labelled_engine() -> Engine:
+    space = LabelSpace.build(["sex", "decade"], [(("F", "1950"), 3.0), (("M", "2000"), 1.0)])
+    torch.manual_seed(0)
+    model = WaveNet(WaveNetConfig(n_embd=8, n_hidden=16, label_sizes=space.sizes)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(std=0.3)  # the label projections start at zero
+    meta = {"files": {"model": {"sha256": "0" * 64}}}
+    return Engine(Checkpoint(model, VOCAB, meta, frozenset(), None, space))  # type: ignore[arg-type]
+
+
+def test_requests_of_different_labels_share_a_batch() -> None:
+    engine = labelled_engine()
+    reqs = [
+        GenerateRequest(n=30, seed=1, labels={"sex": "F"}),
+        GenerateRequest(n=30, seed=1, labels={"sex": "M", "decade": 2000}),
+        GenerateRequest(n=30, seed=1),
+    ]
+    merged = engine.generate_many(reqs)
+    assert len({tuple(g.name for g in r.names) for r in merged}) == 3  # labels matter
+    for req, together in zip(reqs, merged, strict=True):
+        alone = engine.generate(req)
+        assert [g.name for g in together.names] == [g.name for g in alone.names]
+        names = [g.name for g in together.names]
+        scored = engine.score_many([names], [req.labels])[0]
+        assert [s.score.logprob for s in scored] == pytest.approx(
+            [g.logprob for g in together.names], abs=1e-4
+        )
+    with pytest.raises(LabelError):
+        engine.generate(GenerateRequest(n=1, labels={"colour": "red"}))
+    with pytest.raises(LabelError):
+        engine_with_corpus(set()).generate(GenerateRequest(n=1, labels={"sex": "F"}))
