@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from training import distributed
 from training.cli import add_train_flags, config_from_args
 from training.corpus import CorpusError
 from training.trainer import train
@@ -43,12 +44,24 @@ def main(argv: list[str] | None = None) -> int:
         args.update(diagnostics=True, diagnose_interval=10, eval_interval=100)
         if not explicit_steps:
             args["steps"] = 300
+    ranks = distributed.from_env()  # set by torchrun; one process without it
     try:
         result = train(config_from_args(args), resume=resume)
     except (CorpusError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(json.dumps({"checkpoint": str(result.out), **result.metrics}, indent=2))
+    except Exception as e:
+        if not (ranks.active and distributed.lost_peer(e)):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(
+            f"error: rank {ranks.rank}: another rank stopped ({first}); the last saved "
+            "state is intact, continue with --resume",
+            file=sys.stderr,
+        )
+        return 1
+    if ranks.main:
+        print(json.dumps({"checkpoint": str(result.out), **result.metrics}, indent=2))
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from model import IGNORE_INDEX, Vocab, WaveNet
 from model.labels import LabelSpace
@@ -33,15 +34,17 @@ class Batch(NamedTuple):
 
 
 def forward(
-    model: LanguageModel, batch: Batch, with_targets: bool = True
+    model: LanguageModel | DistributedDataParallel, batch: Batch, with_targets: bool = True
 ) -> tuple[Tensor, Tensor | None]:
-    """The model on a training batch: logits (B, T, V), and the loss when `with_targets`.
-    Packed rows (offsets) and labels only a WaveNet can read."""
+    """The model (or the model in DDP) on a training batch: logits (B, T, V), and the loss
+    when `with_targets`. Packed rows (offsets) and labels only a WaveNet can read."""
     targets = batch.y if with_targets else None
     if batch.offsets is None and batch.labels is None:
         out: tuple[Tensor, Tensor | None] = model(batch.x, targets)
         return out
-    assert isinstance(model, WaveNet)
+    assert isinstance(
+        model.module if isinstance(model, DistributedDataParallel) else model, WaveNet
+    )
     out = model(batch.x, targets, offsets=batch.offsets, labels=batch.labels)
     return out
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from model import Vocab
 from model.checkpoint import load_checkpoint, load_train_state, save_checkpoint
@@ -62,6 +63,9 @@ class TrainState:
     batch_rng: torch.Generator  # the batches' own stream
     average: WeightAverage | None
     progress: Progress = field(default_factory=Progress)
+    ddp: DistributedDataParallel | None = (
+        None  # the model in DistributedDataParallel, under torchrun
+    )
 
 
 def pack_train_state(

@@ -26,7 +26,7 @@ from model import Vocab, WaveNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.device import pick_device
 from model.registry import LanguageModel, build_model
-from training import health
+from training import distributed, health
 from training.averaging import WeightAverage
 from training.calibrate import calibrate, validation_rows
 from training.config import TrainConfig
@@ -34,6 +34,7 @@ from training.corpus import Corpus
 from training.data import Batch, Batches, Splits, evaluate, forward, prepare_data
 from training.diagnostics import Diagnostics
 from training.distill import distill_best
+from training.distributed import SINGLE, Ranks
 from training.resume import LAST, Progress, TrainState, restore, save_last
 
 DIAGNOSTICS = "diagnostics"
@@ -83,17 +84,30 @@ def run_record(cfg: TrainConfig, corpus: Corpus, data: Splits) -> dict[str, Any]
 
 
 def train_step(
-    state: TrainState, batch: Batch, lr: float, cfg: TrainConfig, diag: Diagnostics | None
+    state: TrainState,
+    batch: Batch,
+    lr: float,
+    cfg: TrainConfig,
+    diag: Diagnostics | None,
+    ranks: Ranks = SINGLE,
 ) -> tuple[float, list[str]]:
     """One optimizer step at rate `lr`: (the batch's loss, diagnostics' warnings). With
-    `diag`, the step is measured (training/diagnostics.py)."""
+    `diag`, the step is measured (training/diagnostics.py). Under torchrun
+    (training/distributed.py) this rank's slice of the batch goes through DDP."""
     for group in state.optimizer.param_groups:
         group["lr"] = lr
     with diag.capture() if diag is not None else contextlib.nullcontext():
-        _, loss = forward(state.model, batch)
-        assert loss is not None
+        if state.ddp is None:
+            _, loss = forward(state.model, batch)
+            assert loss is not None
+            scaled = loss
+        else:
+            batch, scale = distributed.shard(batch, ranks)
+            _, loss = forward(state.ddp, batch)
+            assert loss is not None
+            scaled = loss * scale
         state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        scaled.backward()  # type: ignore[no-untyped-call]
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
     before = diag.snapshot() if diag is not None else None
@@ -128,10 +142,12 @@ def train(
 ) -> TrainResult:
     """Train per `cfg` into `cfg.out`. With `resume`, continue from `cfg.out/last`.
     `stop_after` ends the run early after that many steps, leaving `last` in place, as
-    an interruption would (used to test resuming)."""
+    an interruption would (used to test resuming). Under torchrun every rank calls this;
+    only rank 0 evaluates and writes (training/distributed.py)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    ranks = distributed.from_env()
+    device = distributed.start(ranks, pick_device(cfg.device))
     out = Path(cfg.out)
     corpus, vocab, data = prepare_data(cfg, device)
     cfg = cfg.with_vocab_size(vocab.size)
@@ -139,6 +155,8 @@ def train(
     state = fresh_state(cfg, device)
     if resume:
         restore(out, state, cfg)
+    if ranks.active:
+        state.ddp = distributed.wrap(state.model, ranks)
     p = state.progress
     record = run_record(cfg, corpus, data)
 
@@ -151,19 +169,30 @@ def train(
 
     batches = Batches(cfg, data.train, state.batch_rng)
     diag = Diagnostics(state.model, out / DIAGNOSTICS) if cfg.diagnostics else None
+    if not ranks.main:
+        diag = None
     diagnose_every = cfg.diagnose_interval or cfg.eval_interval
-    bar = tqdm(total=cfg.steps, initial=p.step, disable=not cfg.progress, unit="step")
+    show = cfg.progress and ranks.main
+    bar = tqdm(total=cfg.steps, initial=p.step, disable=not show, unit="step")
+    say = bar.write if ranks.main else (lambda line: None)
     started = time.perf_counter() - p.elapsed
+    timed = ranks.active and cfg.time_budget_s > 0
+
+    def elapsed() -> float:
+        # ranks' clocks differ: rank 0's decides the lr and the time budget for all
+        seconds = time.perf_counter() - started
+        return distributed.share(seconds, ranks, device) if timed else seconds
+
     state.model.train()
     loss_ema: float | None = None
     stopped_early = False
     while not p.main_done and p.step < cfg.steps:
-        lr = cfg.lr_at(p.step, time.perf_counter() - started)
+        lr = cfg.lr_at(p.step, elapsed())
         watch = diag if diag is not None and (p.step + 1) % diagnose_every == 0 else None
-        loss, warnings = train_step(state, batches.next(), lr, cfg, watch)
+        loss, warnings = train_step(state, batches.next(), lr, cfg, watch, ranks)
         p.step += 1
         if p.step > cfg.warmup_steps:  # during warmup the update ratios are off on purpose
-            health.report(warnings, p.step, bar.write)
+            health.report(warnings, p.step, say)
         if diag is not None and p.step % 10 == 0:
             diag.log_losses(p.step, train_loss=loss)
         loss_ema = loss if loss_ema is None else 0.98 * loss_ema + 0.02 * loss
@@ -171,26 +200,34 @@ def train(
         if p.step % 50 == 0:
             bar.set_postfix(loss=f"{loss_ema:.4f}", lr=f"{lr:.2e}", refresh=False)
 
-        out_of_time = 0 < cfg.main_budget_s <= time.perf_counter() - started
+        out_of_time = 0 < cfg.main_budget_s <= elapsed()
         if p.step % cfg.eval_interval == 0 or p.step == cfg.steps or out_of_time:
-            val = judge(state, data, save_best)
-            bar.write(p.evaluated(val, loss_ema, time.perf_counter() - started))
+            distributed.average_buffers(state.model, ranks)
+            val = judge(state, data, save_best) if ranks.main else 0.0
+            val = distributed.share(val, ranks, device)  # so every rank stops alike
+            say(p.evaluated(val, loss_ema, time.perf_counter() - started))
             if on_eval is not None:
                 on_eval(p.step, loss_ema, val)
             if diag is not None:
                 diag.log_losses(p.step, val_loss=val)
-            checkpoint_last()
+            if ranks.main:
+                checkpoint_last()
             if cfg.patience and p.stale_evals >= cfg.patience:
                 stopped_early = True
-                bar.write(f"early stop: {p.stale_evals} evaluations without improvement")
+                say(f"early stop: {p.stale_evals} evaluations without improvement")
                 break
             if out_of_time:
-                bar.write(f"time budget of {cfg.main_budget_s:.0f}s spent")
+                say(f"time budget of {cfg.main_budget_s:.0f}s spent")
                 break
         if stop_after is not None and p.step >= stop_after:
             bar.close()
+            distributed.stop(ranks)
             return TrainResult(out, {"interrupted_at": p.step}, state.model)
     bar.close()
+    distributed.stop(ranks)  # the rest (distillation, final measures) is rank 0's alone
+    if not ranks.main:
+        return TrainResult(out, {"rank": ranks.rank}, state.model)
+    state.ddp = None
     if diag is not None and not p.main_done:
         diag.plot()
 
