@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from training import distributed
@@ -34,6 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stopped(rank: int, why: str) -> None:
+    """A rank's end when another rank failed: one line, exit 1 (saves are atomic, so
+    OUT/last is the last evaluation's)."""
+    print(
+        f"error: rank {rank}: the run stopped because another rank failed ({why}); "
+        "the last saved state is intact, continue with --resume",
+        file=sys.stderr,
+    )
+    raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume = args.pop("resume")
@@ -45,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if not explicit_steps:
             args["steps"] = 300
     ranks = distributed.from_env()  # set by torchrun; one process without it
+    if ranks.active:  # torchrun ends the other ranks with SIGTERM when one fails
+        signal.signal(signal.SIGTERM, lambda *_: stopped(ranks.rank, "SIGTERM from torchrun"))
     try:
         result = train(config_from_args(args), resume=resume)
     except (CorpusError, ValueError) as e:
@@ -53,13 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if not (ranks.active and distributed.lost_peer(e)):
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(
-            f"error: rank {ranks.rank}: another rank stopped ({first}); the last saved "
-            "state is intact, continue with --resume",
-            file=sys.stderr,
-        )
-        return 1
+        stopped(ranks.rank, str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
     if ranks.main:
         print(json.dumps({"checkpoint": str(result.out), **result.metrics}, indent=2))
     return 0

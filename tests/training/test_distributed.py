@@ -3,9 +3,12 @@ without BatchNorm take the same steps as one process over the same global batche
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,44 @@ def test_two_ranks_equal_one_process_without_batchnorm(small_corpus: Path, tmp_p
     torchrun([*args, "--out", str(resumed), "--resume"])
     for key, value in weights(resumed).items():
         torch.testing.assert_close(value, one[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+def rank_pid(parent: int, rank: int) -> int | None:
+    """The pid of the worker of `rank` under the torchrun process `parent`."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            ppid = next(x for x in status.read_text().splitlines() if x.startswith("PPid:"))
+            env = (status.parent / "environ").read_bytes().split(b"\0")
+        except (OSError, StopIteration):
+            continue
+        if int(ppid.split()[1]) == parent and f"RANK={rank}".encode() in env:
+            return int(status.parent.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the rank's process in /proc")
+def test_a_killed_rank_stops_the_run_and_keeps_the_last_state(
+    small_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"),
+        *("--master-addr", "127.0.0.1", "--master-port", str(free_port())),
+        *("-m", "training", *SMALL, "--no-progress", "--corpus", str(small_corpus)),
+        *("--out", str(out), "--steps", "100000", "--eval-interval", "20"),
+    ]
+    run = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "last" / "meta.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pid = rank_pid(run.pid, 1)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode != 0
+    assert "rank 0: the run stopped because another rank failed" in err
+    last = load_checkpoint(out / "last")
+    assert last.meta["train_state"]["step"] % 20 == 0
