@@ -13,7 +13,8 @@ measured speed, is refused at once (`Overloaded`, 429 with Retry-After). Admitte
 shares the model fairly (processor sharing, roughly), so the estimate of a job's time is
 the sum over admitted jobs of min(their remaining work, its work), plus its own. A
 /generate that runs out of time anyway returns the names it found (`stopped: "time"`);
-a /score cannot, and gets `TimedOut` (504). A job whose client went away is dropped.
+a /score cannot: it answers when done, or gets `TimedOut` (504) HARD_STOP_S past its
+limit. A job whose client went away is dropped.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from model.scheduler import Scheduler
 
 log = logging.getLogger("namegen")
 
-HARD_STOP_S = 10.0  # past its limit, a job the thread never answered gets TimedOut
+# Past its limit, a job not answered gets TimedOut this much later: a /score admitted
+# when the machine was faster than it is now still answers if it can.
+HARD_STOP_S = 10.0
 
 
 class Overloaded(Exception):
@@ -95,7 +98,8 @@ class ScoreJob(Job[list[ScoredName]]):
     labels: Mapping[str, str | int] | None = None  # known to the checkpoint
 
     def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
-        return ScoreRun(engine, self.names, engine.label_ids(self.labels), deadline)
+        # no deadline in the scheduler: scores have no partial answer (see HARD_STOP_S)
+        return ScoreRun(engine, self.names, engine.label_ids(self.labels))
 
 
 class BatchingWorker:
@@ -149,8 +153,12 @@ class BatchingWorker:
         """Run a few requests through the scheduler (before start): the first steps are
         slow, and these measure the model's speed for admission and the step's size."""
         full = self.scheduler.max_rows or 1024
-        for n in (1, 1, full, full, 1):
-            self.scheduler.add(GenerateRun(self.engine, GenerateRequest(n=n, seed=0)))
+        runs: list[GenerateRun | ScoreRun] = [
+            GenerateRun(self.engine, GenerateRequest(n=n, seed=0)) for n in (1, 1, full, full, 1)
+        ]
+        runs.append(ScoreRun(self.engine, [self.engine.vocab.chars[-1] * 32] * 64))
+        for run in runs:
+            self.scheduler.add(run)
             while len(self.scheduler):
                 self.scheduler.step()
 
@@ -158,23 +166,26 @@ class BatchingWorker:
     def depth(self) -> int:
         return len(self.jobs)
 
-    def admit(self, work: float, time_limit_s: float) -> None:
-        """Raises Overloaded when work of this size could not be done in time."""
+    def admit(self, run: GenerateRun | ScoreRun, time_limit_s: float) -> None:
+        """Raises Overloaded when `run` (its `seconds` estimated) could not be done within
+        the time limit, with the work admitted so far."""
         if len(self.jobs) >= self.max_queue:
             raise Overloaded
-        expected = self.expected_s(work)
+        expected = self.expected_s(run)
         allowed = time_limit_s * self.admit_fraction
         if expected > allowed:
             raise Overloaded(max(1, math.ceil(expected - allowed)))
 
-    def expected_s(self, work: float) -> float:
-        """How long work of this size would take with the work admitted so far."""
-        shared = work
+    def expected_s(self, run: GenerateRun | ScoreRun) -> float:
+        """How long `run` would take, sharing the model with the work admitted so far:
+        with the requests of its kind, as processor sharing does (each of those costs it
+        the smaller of its remaining time and its own), within its kind's share."""
+        shared = run.seconds
         for job in self.jobs:
-            run = job.run
-            if run is not None:
-                shared += min(max(run.work - run.work_done, 0.0), work)
-        return shared * self.scheduler.row_seconds
+            other = job.run
+            if other is not None and type(other) is type(run):
+                shared += min(max(other.seconds - other.seconds_done, 0.0), run.seconds)
+        return shared / self.scheduler.share(run)
 
     def submit(self, job: Job[R], time_limit_s: float) -> None:
         """Queue a job: `job.future` gets its result. Raises Overloaded when it cannot be
@@ -182,7 +193,8 @@ class BatchingWorker:
         whatever happened."""
         loop = asyncio.get_running_loop()
         run = job.make_run(self.engine, time.monotonic() + time_limit_s)
-        self.admit(run.work, time_limit_s)
+        self.scheduler.estimate(run)
+        self.admit(run, time_limit_s)
         job.run = run
         job.timer = loop.call_later(time_limit_s + HARD_STOP_S, job.fail, TimedOut())
         self.jobs.add(job)

@@ -11,8 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.batching import Overloaded
 from app.errors import BUSY_MESSAGE, error_response
+from app.service import Service
 from model.request import GenerateRequest
-from model.runs import generate_work, score_work
+from model.runs import GenerateRun, ScoreRun
 
 JSON_PATHS = ("/generate", "/score", "/infer")  # the routes that take a JSON body
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
@@ -88,9 +89,9 @@ class AdmissionMiddleware:
             body = await _read_body(receive)
             if body is None:  # the client left
                 return
-            work = _work(scope["path"], body, service.engine.mean_length)
-            if work is not None:
-                worker.admit(work, settings.request_timeout_s)
+            run = _run(service, scope["path"], body)
+            if run is not None:
+                worker.admit(run, settings.request_timeout_s)
         except Overloaded as e:
             service.metrics.rejected.inc()
             headers = {"Retry-After": str(e.retry_after)}
@@ -122,14 +123,21 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _work(path: str, body: bytes, mean_length: float) -> float | None:
-    """The row-steps a request's body asks for, or None when it does not parse."""
+def _run(service: Service, path: str, body: bytes) -> GenerateRun | ScoreRun | None:
+    """The work a request's body asks for, its time estimated; None when it does not
+    parse or names what the model does not know (the route says what is wrong)."""
+    engine = service.engine
     try:
         if path == "/generate":
-            return generate_work(GenerateRequest.model_validate_json(body), mean_length)
-        names = json.loads(body).get("names")
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            return None
-        return score_work([n.strip() for n in names])
-    except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
+            run: GenerateRun | ScoreRun = GenerateRun(
+                engine, GenerateRequest.model_validate_json(body)
+            )
+        else:
+            names = json.loads(body).get("names")
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                return None
+            run = ScoreRun(engine, [n.strip() for n in names])
+    except (ValueError, AttributeError):  # ValidationError, LabelError, unknown characters
         return None
+    service.worker.scheduler.estimate(run)
+    return run

@@ -9,6 +9,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from model.scheduler import Scheduler
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -62,6 +64,30 @@ class Metrics:
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
+
+    def watch_speed(self, scheduler: Scheduler) -> None:
+        """What admission and the size of a step are worked out from."""
+        speed = scheduler.speed
+        gauges: list[tuple[str, str, Callable[[], float]]] = [
+            ("namegen_step_rows", "names a step runs at most now", lambda: scheduler.limit or 0),
+            (
+                "namegen_row_step_seconds",
+                "model time per name a step",
+                lambda: scheduler.row_seconds,
+            ),
+            (
+                "namegen_score_position_seconds",
+                "model time per character scored",
+                lambda: speed.per_position,
+            ),
+            (
+                "namegen_model_busy",
+                "share of the inference thread's time in the model",
+                lambda: speed.busy,
+            ),
+        ]
+        for name, doc, read in gauges:
+            Gauge(name, doc, registry=self.registry).set_function(read)
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -55,6 +55,7 @@ def start_service(s: Settings, metrics: Metrics) -> Service:
     worker.warm_up()  # before taking traffic; measures the model's speed for admission
     worker.start()
     metrics.watch_queue(lambda: worker.depth)
+    metrics.watch_speed(worker.scheduler)
     worker.on_step = metrics.batch_requests.observe
     # Everything loaded so far lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise walk all of torch, pydantic and

@@ -61,11 +61,12 @@ def _first_rows(req: GenerateRequest) -> int:
 
 
 class Run:
-    """A request in the scheduler. `cancelled` may be set from any thread; `work` is
-    its estimate in row-steps, `work_done` what it has had so far."""
+    """A request in the scheduler. `cancelled` may be set from any thread. `units`: its
+    work in row-steps (generate) or positions (score); `seconds`: the model's time that
+    is expected to take (set by whoever admits it), `seconds_done`: the time it has had."""
 
-    def __init__(self, work: float, deadline: float | None) -> None:
-        self.work, self.work_done = work, 0.0
+    def __init__(self, units: float, deadline: float | None) -> None:
+        self.units, self.seconds, self.seconds_done = units, 0.0, 0.0
         self.deadline = deadline  # time.monotonic() past which it stops
         self.cancelled = False
         self.timed_out = False
@@ -106,9 +107,12 @@ class GenerateRun(Run):
             return True
         if self.req.temperature == 0:  # greedy repeats itself: one job tells
             return self.started == 0
-        # ahead of what has been taken: enough rows for the names still wanted
+        # ahead of what has been taken: enough rows for the names still wanted, but no
+        # more than it has taken so far (or four jobs), so that the jobs dropped when the
+        # filters stop finding names cost at most as much as the ones taken
         ahead = planned - self.sampled
-        return ahead < math.ceil((self.req.n - len(self.found)) * 1.2) + 8
+        wanted = math.ceil((self.req.n - len(self.found)) * 1.2) + 8
+        return ahead < min(wanted, max(self.sampled, 4 * self.size))
 
     def next_job(self) -> tuple[int, SampleJob]:
         index = self.started
@@ -168,8 +172,8 @@ class ScoreRun(Run):
         return len(self.scores) == len(self.names)
 
     def score_piece(self, positions: int) -> int:
-        """Score the next names, as many as fit in `positions` (at least one); returns the
-        positions run."""
+        """Score the next names, as many as fit in `positions` padded to the longest (at
+        least one); returns the positions run."""
         start, longest, end = len(self.scores), 0, len(self.scores)
         while end < len(self.names):
             longest = max(longest, len(self.names[end]) + 1)

@@ -23,6 +23,8 @@ from model.sampling import Batch, SampleJob
 if TYPE_CHECKING:
     from model.engine import Engine
 
+UNLIMITED_PIECE = 16_384  # positions of a score piece without a row limit (memory)
+
 
 class Speed:
     """A step's time as overhead + rows * per_row, learnt from the steps run (moving
@@ -31,6 +33,10 @@ class Speed:
     def __init__(self) -> None:
         self.overhead = 0.0  # seconds a step costs whatever its rows
         self.per_row = 0.0  # and each row; 0 until measured
+        self.per_position = 0.0  # seconds a score piece costs per position, overhead in
+        self.generate_share = 0.5  # of a step's time, when it runs both kinds of work
+        self.busy = 1.0  # share of the time between steps that they work
+        self.turn = self.worked = 0.0  # when the last step began, what it worked
 
     def observe(self, rows: int, seconds: float) -> None:
         if rows <= 4:  # the overhead is most of it
@@ -38,6 +44,22 @@ class Speed:
         elif rows >= 48:
             per_row = max(seconds - self.overhead, seconds / 4) / rows
             self.per_row = per_row if not self.per_row else 0.9 * self.per_row + 0.1 * per_row
+
+    def observe_turn(self, now: float, busy: bool) -> None:
+        """A step starts at `now`; `busy`: there was work since the last one began."""
+        if busy and self.turn:
+            share = min(self.worked / (now - self.turn), 1.0)
+            self.busy = 0.95 * self.busy + 0.05 * share
+        self.turn, self.worked = now, 0.0
+
+    def observe_score(self, positions: int, seconds: float, generating: float | None) -> None:
+        """A piece of score work, after a step of generation of `generating` seconds."""
+        per_position = seconds / positions
+        rate = self.per_position
+        self.per_position = per_position if not rate else 0.9 * rate + 0.1 * per_position
+        if generating is not None:
+            share = generating / (generating + seconds)
+            self.generate_share = 0.9 * self.generate_share + 0.1 * share
 
     def rows_within(self, seconds: float) -> int:
         """How many rows a step of `seconds` can run (64 at least)."""
@@ -68,6 +90,7 @@ class Scheduler:
         self.waiting: deque[GenerateRun | ScoreRun] = deque()
         self.jobs: dict[int, tuple[GenerateRun, int]] = {}  # batch handle: run, job index
         self.speed = Speed()
+        self.generating = self.scoring = 0  # requests of each kind being served
 
     @property
     def limit(self) -> int | None:
@@ -95,6 +118,7 @@ class Scheduler:
         many rows the step runs. Returns the runs that finished (cancelled runs are
         dropped without a word)."""
         started = time.perf_counter()
+        self.speed.observe_turn(started, bool(self.runs))
         finished = self._expire()
         while self.waiting and (self.max_runs is None or len(self.runs) < self.max_runs):
             self.runs.append(self.waiting.popleft())
@@ -103,8 +127,7 @@ class Scheduler:
         rows = len(self.batch)
         if before is not None:
             before(rows)
-        for handle, (run, _) in self.jobs.items():
-            run.work_done += self.batch.alive(handle)
+        shares = [(run, self.batch.alive(handle)) for handle, (run, _) in self.jobs.items()]
         ended = [(*self.jobs.pop(handle), ids, lps) for handle, ids, lps in self.batch.step()]
         for run, index, *_ in ended:
             del run.handles[index]
@@ -113,19 +136,55 @@ class Scheduler:
                 run.take(index, ids, lps)
                 if run.done:
                     finished.append(self._finish(run))
+        generating = time.perf_counter() - started
+        if rows:
+            self.speed.observe(rows, generating)
+            for run, alive in shares:  # each its rows' share of the step
+                run.seconds_done += generating * alive / rows
         if scoring:  # the score request served least so far
-            score = min(scoring, key=lambda run: run.work_done)
+            score = min(scoring, key=lambda run: run.seconds_done)
             if not score.done:
-                limit = self.limit
-                room = 1 << 62 if limit is None else max(limit - rows, limit // 4)
-                positions = score.score_piece(room)
-                score.work_done += positions
-                rows += positions
+                started = time.perf_counter()
+                limit = self.limit or UNLIMITED_PIECE
+                positions = score.score_piece(limit // 2 if rows else limit)
+                seconds = time.perf_counter() - started
+                score.seconds_done += seconds
+                self.speed.observe_score(positions, seconds, generating if rows else None)
+                generating += seconds
             if score.done:
                 finished.append(self._finish(score))
-        if rows:
-            self.speed.observe(rows, time.perf_counter() - started)
+        self.speed.worked = generating
+        self.generating = sum(isinstance(run, GenerateRun) for run in self.runs)
+        self.scoring = len(self.runs) - self.generating
         return finished
+
+    def share(self, run: GenerateRun | ScoreRun) -> float:
+        """The share of the time that the model works on generate, or score, requests
+        now: each step runs some of both while there is both, and the rest of the time
+        goes to the scheduler itself and waiting for the interpreter."""
+        speed = self.speed
+        if isinstance(run, GenerateRun):
+            share = speed.generate_share if self.scoring else 1.0
+        else:
+            share = 1 - speed.generate_share if self.generating else 1.0
+        return share * speed.busy
+
+    def estimate(self, run: GenerateRun | ScoreRun) -> float:
+        """Sets and returns the model's time `run` is expected to take."""
+        if isinstance(run, GenerateRun):
+            run.seconds = self.generate_seconds(run.units)
+        else:
+            run.seconds = self.score_seconds(run.units)
+        return run.seconds
+
+    def generate_seconds(self, row_steps: float) -> float:
+        """The model's time for generate work of this size, at the speed measured."""
+        return row_steps * self.row_seconds
+
+    def score_seconds(self, positions: float) -> float:
+        """The model's time for score work of this size, at the speed measured."""
+        per_position = self.speed.per_position or 2 * self.row_seconds
+        return positions * per_position
 
     def _expire(self) -> list[GenerateRun | ScoreRun]:
         """Drop cancelled runs; stop those past their deadline."""
@@ -140,12 +199,10 @@ class Scheduler:
 
     def _start_jobs(self, reserve: bool) -> None:
         """Start jobs while there is room, fewest running rows first. With score work
-        waiting, generation leaves it a quarter of the rows."""
-        limit = self.limit
-        if limit is None:
-            room = 1 << 62
-        else:
-            room = limit - len(self.batch) - (limit // 4 if reserve else 0)
+        waiting, generation takes half the rows and the piece of score work that follows
+        the other half (in positions)."""
+        limit = self.limit or 1 << 62
+        room = (limit // 2 if reserve else limit) - len(self.batch)
         runs = [run for run in self.runs if isinstance(run, GenerateRun) and run.wants_job()]
         running = {id(run): sum(self.batch.alive(h) for h in run.handles.values()) for run in runs}
         runs.sort(key=lambda run: running[id(run)])  # stable: older first among equals

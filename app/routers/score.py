@@ -1,10 +1,11 @@
 from fastapi import APIRouter, Request, Response
 
+from app.answers import json_answer
 from app.batching import ScoreJob
 from app.deps import ServiceDep, run_job
 from app.errors import FieldError, FieldErrors
 from app.labels import label_problems, used_labels
-from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut, json_response
+from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut
 from app.security import API_KEY_SECURITY
 from app.service import Service
 from model import UnknownCharacterError
@@ -54,9 +55,9 @@ async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Re
     scored = await run_job(service, request, ScoreJob(names, labels or None))
     service.metrics.names_scored.inc(len(scored))
     end = engine.vocab.chars[0]
-    # Validated from plain dicts in one call (see generate.py).
-    out = ScoresOut.model_validate(
-        {
+    # Plain values, built and encoded in a thread when large (app/answers.py).
+    return await json_answer(
+        lambda: {
             "scores": [
                 {
                     "name": s.score.name,
@@ -72,6 +73,7 @@ async def score(body: ScoreRequest, service: ServiceDep, request: Request) -> Re
                 for s in scored
             ],
             "labels": labels,
-        }
+        },
+        "scores",
+        sum(len(s.score.char_probs) for s in scored),
     )
-    return json_response(out)

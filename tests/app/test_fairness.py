@@ -17,8 +17,9 @@ from tests.app.conftest import CHECKPOINT
 
 pytestmark = pytest.mark.slow
 
-# Long names (high temperature, up to 64 characters): many steps for every row.
-HEAVY = {"n": 10_000, "temperature": 2.0, "max_length": 64}
+# Long names (high temperature, up to 64 characters): many steps for every row, about
+# four times the work a request of this n is expected to be (and admitted for).
+HEAVY = {"n": 2_000, "temperature": 2.0, "max_length": 64}
 FILTERED = {"n": 10_000, "unique": True, "top_k": 2}  # the issue's: few names to find
 
 
@@ -46,7 +47,8 @@ def test_light_requests_overtake_heavy_ones(base: str) -> None:
                 assert response.status_code == 200
                 lights.append(done)
             finished = await asyncio.gather(*heavy)
-            assert all(r.status_code == 200 for _, r in finished)
+            assert [r.status_code for _, r in finished[:2]] == [200, 200]
+            assert finished[2][1].status_code in (200, 429)  # on a slow machine: too much
             # none of the light ones waited for a heavy one to finish
             assert max(lights) < min(done for done, _ in finished[:2])
 
