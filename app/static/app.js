@@ -93,10 +93,17 @@ function request() {
     const value = input.value.trim();
     if (value === '') continue;
     if (field === 'labels') labels[column] = value;
-    else body[field] = state.numeric.has(field) ? Number(value) : value;
+    else body[field] = state.numeric.has(field) ? number(value) : value;
   }
   if (Object.keys(labels).length) body.labels = labels;
   return body;
+}
+
+// An integer past 2^53 (a seed may go to 2^63 - 1) goes as its digits, which the API
+// reads as the same integer: as a JavaScript number it would be rounded.
+function number(text) {
+  const value = Number(text);
+  return Number.isInteger(value) && !Number.isSafeInteger(value) ? text : value;
 }
 
 // The form in the URL, and back: field=value for every field set, plus the seed used.
@@ -138,12 +145,13 @@ async function generate() {
   try {
     const out = await api('generate', body);
     state.results = out.names;
-    const url = toUrl(out.seed);
+    const seed = body.seed !== undefined ? String(body.seed) : String(out.seed); // digits as sent
+    const url = toUrl(seed);
     const summary = $('#result-summary');
     const short = out.complete ? '' : ` (fewer than asked: ${out.stopped})`;
     summary.replaceChildren(
       `${out.names.length} name${out.names.length === 1 ? '' : 's'}${short}, seed `,
-      el('output', { id: 'seed-used', text: String(out.seed) }),
+      el('output', { id: 'seed-used', text: seed }),
       ' · ', el('a', { href: url, id: 'result-link', text: 'link to these names' }));
     drawResults();
     $('#results').hidden = false;

@@ -18,10 +18,12 @@ expect = pytest.importorskip("playwright.sync_api").expect
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
 
 
-def filled(watched: Watched, names: str, **fields: str) -> Any:
-    """The page with a result, a kept name and an analysis on it."""
+def filled(watched: Watched, names: str, path: str = "/", **fields: str) -> Any:
+    """The page (at `path`) with a result, a kept name and an analysis on it."""
     page = watched.page
-    watched.goto()
+    watched.goto(path)
+    if "?" in path:  # the link's own result first
+        expect(page.locator("#seed-used")).to_be_visible()
     for name, value in fields.items():
         page.fill(f"#f-{name}", value)
     with page.expect_response(lambda r: r.url.endswith("/generate")):
@@ -84,6 +86,20 @@ def test_axe_finds_what_it_should(browser: Any, shipped_server: LocalServer) -> 
         watched.goto()
         watched.page.evaluate("document.querySelector('label[for=f-prefix]').remove()")
         assert any(v.startswith("label ") for v in serious_violations(watched.page))
+    finally:
+        watched.page.context.close()
+    watched.check()
+
+
+def test_screenshot_with_labels(browser: Any, labelled_server: LocalServer, tmp_path: Path) -> None:
+    """The label controls, P(sex) bar and P(decade) chart, on the tests' tiny synthetic
+    checkpoint (its names are made up: girls' end in 'a', boys' in 'o')."""
+    watched = open_page(browser, labelled_server.base)
+    try:
+        page = filled(watched, "bunila\nsirero", "/?labels.sex=F", n="6", seed="3")
+        path = screenshot_path("page-labels-desktop.png", tmp_path)
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
     finally:
         watched.page.context.close()
     watched.check()

@@ -215,3 +215,15 @@ def test_the_keyboard_alone_generates_and_keeps(shipped_page: Watched) -> None:
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == f"Keep {first}"
     page.keyboard.press("Space")
     expect(page.locator("#shortlist .name")).to_have_text([first])
+
+
+def test_a_seed_past_two_to_the_53_is_kept_exactly(shipped_page: Watched) -> None:
+    page = shipped_page.page
+    shipped_page.goto()
+    seed = 2**63 - 1  # as a JavaScript number it would round to 2^63, which the API refuses
+    page.fill("#f-n", "4")
+    page.fill("#f-seed", str(seed))
+    generated(page)
+    assert page.inner_text("#seed-used") == str(seed) and f"seed={seed}" in page.url
+    expected = api(shipped_page.base, "/generate", {"n": 4, "seed": seed})["names"]
+    assert shown_names(page) == [g["name"] for g in expected]
