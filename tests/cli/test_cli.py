@@ -192,3 +192,15 @@ def test_train_is_the_training_command(capsys: pytest.CaptureFixture[str]) -> No
         main(["train", "--help"])
     assert exit_.value.code == 0
     assert "--resume" in capsys.readouterr().out
+
+
+def test_generate_has_a_flag_for_every_field_of_the_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from model.request import GenerateRequest
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    usage = capsys.readouterr().out
+    for field in GenerateRequest.model_fields:
+        assert f"--{field}" in usage, field

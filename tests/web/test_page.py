@@ -227,3 +227,24 @@ def test_a_seed_past_two_to_the_53_is_kept_exactly(shipped_page: Watched) -> Non
     assert page.inner_text("#seed-used") == str(seed) and f"seed={seed}" in page.url
     expected = api(shipped_page.base, "/generate", {"n": 4, "seed": seed})["names"]
     assert shown_names(page) == [g["name"] for g in expected]
+
+
+def test_the_watch_catches_console_errors_and_other_origins(
+    browser: Any, shipped_server: LocalServer
+) -> None:
+    """What every page test relies on can fail. With the page's policy the browser itself
+    refuses a foreign request and says so on the console; without it, the request goes
+    out and the watch sees it."""
+    fetch = "fetch('http://example.invalid/x').catch(() => null)"
+    for bypass_csp, said in ((False, "console errors"), (True, "requests to other origins")):
+        watched = open_page(browser, shipped_server.base, bypass_csp=bypass_csp)
+        try:
+            watched.goto()
+            watched.page.evaluate(fetch)
+            watched.page.wait_for_timeout(300)
+        finally:
+            watched.page.context.close()
+        if not bypass_csp:
+            assert any("Content Security Policy" in e for e in watched.errors)
+        with pytest.raises(AssertionError, match=said):
+            watched.check()
