@@ -166,26 +166,27 @@ class BatchingWorker:
     def depth(self) -> int:
         return len(self.jobs)
 
-    def admit(self, run: GenerateRun | ScoreRun, time_limit_s: float) -> None:
-        """Raises Overloaded when `run` (its `seconds` estimated) could not be done within
-        the time limit, with the work admitted so far."""
+    def admit(self, seconds: float, score: bool, time_limit_s: float) -> None:
+        """Raises Overloaded when generate (or score) work that takes the model `seconds`
+        could not be done within the time limit, with the work admitted so far."""
         if len(self.jobs) >= self.max_queue:
             raise Overloaded
-        expected = self.expected_s(run)
+        expected = self.expected_s(seconds, score)
         allowed = time_limit_s * self.admit_fraction
         if expected > allowed:
             raise Overloaded(max(1, math.ceil(expected - allowed)))
 
-    def expected_s(self, run: GenerateRun | ScoreRun) -> float:
-        """How long `run` would take, sharing the model with the work admitted so far:
-        with the requests of its kind, as processor sharing does (each of those costs it
-        the smaller of its remaining time and its own), within its kind's share."""
-        shared = run.seconds
+    def expected_s(self, seconds: float, score: bool) -> float:
+        """How long generate (or score) work that takes the model `seconds` would take,
+        sharing the model with the work admitted so far: with the requests of its kind,
+        as processor sharing does (each of those costs it the smaller of its remaining
+        time and its own), within its kind's share of the model."""
+        shared = seconds
         for job in self.jobs:
             other = job.run
-            if other is not None and type(other) is type(run):
-                shared += min(max(other.seconds - other.seconds_done, 0.0), run.seconds)
-        return shared / self.scheduler.share(run)
+            if other is not None and isinstance(other, ScoreRun) == score:
+                shared += min(max(other.seconds - other.seconds_done, 0.0), seconds)
+        return shared / self.scheduler.share(score)
 
     def submit(self, job: Job[R], time_limit_s: float) -> None:
         """Queue a job: `job.future` gets its result. Raises Overloaded when it cannot be
@@ -193,8 +194,7 @@ class BatchingWorker:
         whatever happened."""
         loop = asyncio.get_running_loop()
         run = job.make_run(self.engine, time.monotonic() + time_limit_s)
-        self.scheduler.estimate(run)
-        self.admit(run, time_limit_s)
+        self.admit(self.scheduler.estimate(run), isinstance(run, ScoreRun), time_limit_s)
         job.run = run
         job.timer = loop.call_later(time_limit_s + HARD_STOP_S, job.fail, TimedOut())
         self.jobs.add(job)

@@ -13,7 +13,7 @@ from app.batching import Overloaded
 from app.errors import BUSY_MESSAGE, error_response
 from app.service import Service
 from model.request import GenerateRequest
-from model.runs import GenerateRun, ScoreRun
+from model.runs import generate_work, score_work
 
 JSON_PATHS = ("/generate", "/score", "/infer")  # the routes that take a JSON body
 NOT_JSON = "the request body must be JSON, sent with Content-Type: application/json"
@@ -89,9 +89,10 @@ class AdmissionMiddleware:
             body = await _read_body(receive)
             if body is None:  # the client left
                 return
-            run = _run(service, scope["path"], body)
-            if run is not None:
-                worker.admit(run, settings.request_timeout_s)
+            seconds = _seconds(service, scope["path"], body)
+            if seconds is not None:
+                score = scope["path"] == "/score"
+                worker.admit(seconds, score, settings.request_timeout_s)
         except Overloaded as e:
             service.metrics.rejected.inc()
             headers = {"Retry-After": str(e.retry_after)}
@@ -123,21 +124,16 @@ async def _read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def _run(service: Service, path: str, body: bytes) -> GenerateRun | ScoreRun | None:
-    """The work a request's body asks for, its time estimated; None when it does not
-    parse or names what the model does not know (the route says what is wrong)."""
-    engine = service.engine
+def _seconds(service: Service, path: str, body: bytes) -> float | None:
+    """The model's time the request's body asks for, or None when it does not parse."""
+    scheduler = service.worker.scheduler
     try:
         if path == "/generate":
-            run: GenerateRun | ScoreRun = GenerateRun(
-                engine, GenerateRequest.model_validate_json(body)
-            )
-        else:
-            names = json.loads(body).get("names")
-            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-                return None
-            run = ScoreRun(engine, [n.strip() for n in names])
-    except (ValueError, AttributeError):  # ValidationError, LabelError, unknown characters
+            req = GenerateRequest.model_validate_json(body)
+            return scheduler.generate_seconds(generate_work(req, service.engine.mean_length))
+        names = json.loads(body).get("names")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return None
+        return scheduler.score_seconds(score_work([n.strip() for n in names]))
+    except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
         return None
-    service.worker.scheduler.estimate(run)
-    return run

@@ -23,6 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings or get_settings()
         app.state.service = start_service(app.state.settings, app.state.metrics)
+        # the schema now rather than on a request: building it takes a while, and the
+        # metrics of requests refused before routing look their paths up in it
+        app.openapi()
         yield
         await app.state.service.worker.stop()  # uvicorn has let in-flight requests finish
         app.state.service = None

@@ -3,8 +3,10 @@
 Starts `uvicorn app.main:app` on a free local port, then measures p50/p99 latency and
 requests/s for /generate (n = 1 and 100) and /score (1 and 100 names), with one client
 (a synchronous httpx client) and with 16 concurrent clients (httpx's asyncio client), and
-the end-to-end time of one /generate of 10,000 names (best of 5). Every loop is bounded in
-requests and time; the server is stopped at the end.
+the end-to-end time of one /generate of 10,000 names (best of 5). Then the limits at the
+connection: n = 1 latency while another client streams a header that never ends, and how
+long the server takes to close 300 idle or half-sent connections. Every loop is bounded
+in requests and time; the server is stopped at the end.
 
     python benchmarks/http.py [--requests N] [--checkpoint DIR]
 """
@@ -21,7 +23,10 @@ sys.path[0] = str(REPO)
 
 import argparse
 import asyncio
+import select
+import socket
 import statistics
+import threading
 import time
 from typing import Any
 
@@ -94,6 +99,71 @@ async def run_clients(
     return latencies, len(latencies) / elapsed, errors
 
 
+def endless_header(server: LocalServer, requests: int) -> None:
+    """n = 1 latency (one client) while another streams a header that never ends, as
+    fast as the server reads it, connecting again each time it is cut off."""
+    stop, cutoffs, sent = threading.Event(), [], 0
+
+    def attack() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            with socket.create_connection(("127.0.0.1", server.port)) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+                on_this = 0
+                try:
+                    while not stop.is_set():
+                        on_this += sock.send(b"a" * 16384)
+                except OSError:  # cut off
+                    cutoffs.append(on_this)
+                sent += on_this
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    try:
+        time.sleep(0.5)
+        lat, _, errors = run_one_client(server.base, "/generate", {"n": 1}, requests, 60)
+    finally:
+        stop.set()
+        attacker.join()
+    cut = (
+        f"{len(cutoffs)} cut off after {statistics.median(cutoffs) / 1024:.0f} KB"
+        if cutoffs
+        else "none cut off"
+    )
+    print(
+        f"endless header: generate n=1 p50={statistics.median(lat):.2f} ms "
+        f"p99={percentile(lat, 0.99):.2f} ms errors={errors} | attacker: {cut}, "
+        f"{sent / 1e6:.1f} MB sent",
+        flush=True,
+    )
+
+
+def idle_sockets(server: LocalServer, count: int) -> None:
+    """`count` connections that go quiet (half send nothing, half a partial request):
+    how long until the server has closed every one."""
+    socks = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(count)]
+    for sock in socks[::2]:
+        sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Le")
+    started, open_ = time.perf_counter(), set(socks)
+    while open_ and time.perf_counter() - started < 60:
+        readable, _, _ = select.select(list(open_), [], [], 1.0)
+        for sock in readable:
+            try:
+                closed = sock.recv(65536) == b""
+            except OSError:
+                closed = True
+            if closed:
+                open_.discard(sock)
+                sock.close()
+    print(
+        f"idle sockets: {count} opened, {count - len(open_)} closed by the server within "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    for sock in open_:
+        sock.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="per measurement")
@@ -137,6 +207,8 @@ def main() -> None:
         print(
             f"generate n=10000: best {min(times):.1f} ms, median {statistics.median(times):.1f} ms"
         )
+        endless_header(server, args.requests)
+        idle_sockets(server, 300)
         print(f"http: generate1_p50_ms={generate1_p50:.2f} generate10000_ms={min(times):.1f}")
     finally:
         server.stop()

@@ -7,13 +7,15 @@ connection each, `benchmarks/locustfile.py`) sending `/generate` n = 1 back to b
 unanswered requests (no response at all) and the growth of the server's resident memory
 from after warm-up to the end. Then an overload phase: a server with a queue of 8 and 64
 clients asking for 2,000 names each, reporting how fast the rejected requests got their
-429. Every phase is bounded in time; the servers are stopped at the end.
+429; and a burst of 200 concurrent requests for 10,000 names at a default server (each
+answered 200 or 429, never 504; how fast the 429s come). Every phase is bounded in time;
+the servers are stopped at the end.
 
 The client is locust rather than httpx: an httpx client costs about 2 ms of CPU a request,
 which on a small machine shares the cores with the server and caps what is measured;
 locust's FastHttpUser costs about a fifth of that.
 
-    python benchmarks/load.py [--duration S] [--clients N] [--warmup S]
+    python benchmarks/load.py [--duration S] [--clients N] [--warmup S] [--burst N]
 """
 
 from __future__ import annotations
@@ -27,14 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
 import subprocess
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 
 from app.local_server import LocalServer
+from benchmarks.client import Connection
 
 LOCUSTFILE = REPO / "benchmarks" / "locustfile.py"
 
@@ -136,11 +141,40 @@ def phase(
     return tally, growth
 
 
+async def burst(requests: int) -> int:
+    """`requests` concurrent /generate of 10,000 names on a default server, each on its
+    own connection, opened first: every one should get 200 or 429, the 429s at once.
+    Returns the count of 5xx."""
+    server = LocalServer()
+    try:
+        conns = [Connection(server.port) for _ in range(requests)]
+        await asyncio.gather(*(conn.open() for conn in conns))
+        replies = await asyncio.gather(
+            *(conn.post("/generate", {"n": 10_000, "seed": i}, 120) for i, conn in enumerate(conns))
+        )
+        for conn in conns:
+            conn.close()
+    finally:
+        server.stop()
+    codes = Counter(r.status for r in replies)
+    refused = [r.seconds * 1000 for r in replies if r.status == 429]
+    served = [r.seconds * 1000 for r in replies if r.status == 200]
+    print(
+        f"burst      {requests} concurrent n=10000: "
+        + " ".join(f"{code or 'none'}={n}" for code, n in sorted(codes.items()))
+        + f" | 429 p50={p(refused, 0.5):.1f} ms p99={p(refused, 0.99):.1f} ms"
+        f" | 200 p50={p(served, 0.5):.0f} ms max={max(served, default=float('nan')):.0f} ms",
+        flush=True,
+    )
+    return sum(n for code, n in codes.items() if code >= 500)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per phase")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before measuring")
+    parser.add_argument("--burst", type=int, default=200, help="concurrent n = 10000 requests")
     args = parser.parse_args()
 
     batched, growth_b = phase(
@@ -164,9 +198,11 @@ def main() -> None:
         flush=True,
     )
 
+    burst_5xx = asyncio.run(burst(args.burst))
+
     rps_b = batched.answered / batched.elapsed
     rps_u = unbatched.answered / unbatched.elapsed
-    errors = batched.errors_5xx + unbatched.errors_5xx + overload.errors_5xx
+    errors = batched.errors_5xx + unbatched.errors_5xx + overload.errors_5xx + burst_5xx
     unanswered = batched.unanswered + unbatched.unanswered + overload.unanswered
     print(
         f"load: rps_batched={rps_b:.1f} rps_unbatched={rps_u:.1f} ratio={rps_b / rps_u:.2f}x "

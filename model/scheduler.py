@@ -158,15 +158,15 @@ class Scheduler:
         self.scoring = len(self.runs) - self.generating
         return finished
 
-    def share(self, run: GenerateRun | ScoreRun) -> float:
-        """The share of the time that the model works on generate, or score, requests
+    def share(self, score: bool) -> float:
+        """The share of the time that the model works on generate (or score) requests
         now: each step runs some of both while there is both, and the rest of the time
         goes to the scheduler itself and waiting for the interpreter."""
         speed = self.speed
-        if isinstance(run, GenerateRun):
-            share = speed.generate_share if self.scoring else 1.0
-        else:
+        if score:
             share = 1 - speed.generate_share if self.generating else 1.0
+        else:
+            share = speed.generate_share if self.scoring else 1.0
         return share * speed.busy
 
     def estimate(self, run: GenerateRun | ScoreRun) -> float:
@@ -201,9 +201,11 @@ class Scheduler:
         """Start jobs while there is room, fewest running rows first. With score work
         waiting, generation takes half the rows and the piece of score work that follows
         the other half (in positions)."""
+        runs = [run for run in self.runs if isinstance(run, GenerateRun) and run.wants_job()]
+        if not runs:
+            return
         limit = self.limit or 1 << 62
         room = (limit // 2 if reserve else limit) - len(self.batch)
-        runs = [run for run in self.runs if isinstance(run, GenerateRun) and run.wants_job()]
         running = {id(run): sum(self.batch.alive(h) for h in run.handles.values()) for run in runs}
         runs.sort(key=lambda run: running[id(run)])  # stable: older first among equals
         new: list[tuple[GenerateRun, int, SampleJob]] = []

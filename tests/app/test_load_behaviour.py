@@ -150,6 +150,8 @@ def test_load_benchmark_runs_and_prints_its_summary_line() -> None:
             "4",
             "--warmup",
             "1",
+            "--burst",
+            "10",
         ],
         cwd=REPO,
         capture_output=True,
@@ -167,3 +169,4 @@ def test_load_benchmark_runs_and_prints_its_summary_line() -> None:
     assert float(match[1]) > 0 and float(match[2]) > 0
     assert match[4] == "0" and match[5] == "0"
     assert "overload" in done.stdout and "429=" in done.stdout
+    assert "burst      10 concurrent n=10000: " in done.stdout
