@@ -50,7 +50,9 @@ def _scalar(annotation: Any) -> type | None:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="checkpoint directory (default: the shipped one)")
+    p.add_argument(
+        "--checkpoint", metavar="DIR", help="checkpoint directory (default: the shipped one)"
+    )
     p.add_argument("--json", action="store_true", help="print the API's response as JSON")
 
 
@@ -75,7 +77,8 @@ def _generate_parser(sub: Any) -> None:
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         if name == "n":
             flags.insert(0, "-n")
-        helptext = f"{field.description} (default: {field.default})"
+        shown = field.default not in (None, False, "")
+        helptext = f"{field.description} (default: {field.default})" if shown else field.description
         if name == "labels":
             _labels_flag(p, "names")
         elif kind is bool:
