@@ -156,7 +156,9 @@ class BatchingWorker:
         runs: list[GenerateRun | ScoreRun] = [
             GenerateRun(self.engine, GenerateRequest(n=n, seed=0)) for n in (1, 1, full, full, 1)
         ]
-        runs.append(ScoreRun(self.engine, [self.engine.vocab.chars[-1] * 32] * 64))
+        long_name, short_name = self.engine.vocab.chars[-1] * 32, self.engine.vocab.chars[-1]
+        runs += [ScoreRun(self.engine, [short_name]) for _ in range(3)]  # the overhead
+        runs += [ScoreRun(self.engine, [long_name] * 64) for _ in range(2)]
         for run in runs:
             self.scheduler.add(run)
             while len(self.scheduler):

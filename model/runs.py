@@ -19,7 +19,7 @@ import torch
 
 from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
 from model.sampling import SampleJob
-from model.scoring import NameScore, score_names
+from model.scoring import NameScore
 
 if TYPE_CHECKING:
     from model.engine import Engine
@@ -166,25 +166,24 @@ class ScoreRun(Run):
         super().__init__(score_work(names), deadline)
         self.engine, self.names, self.labels = engine, list(names), labels
         self.scores: list[NameScore] = []
+        self.handed = 0  # names handed out to be scored
 
     @property
     def done(self) -> bool:
         return len(self.scores) == len(self.names)
 
-    def score_piece(self, positions: int) -> int:
-        """Score the next names, as many as fit in `positions` padded to the longest (at
-        least one); returns the positions run."""
-        start, longest, end = len(self.scores), 0, len(self.scores)
+    def take_names(self, positions: int) -> list[str]:
+        """The next names not yet handed out, as many as fit in `positions` padded to the
+        longest (at least one)."""
+        start = end = self.handed
+        longest = 0
         while end < len(self.names):
             longest = max(longest, len(self.names[end]) + 1)
             if end > start and (end + 1 - start) * longest > positions:
                 break
             end += 1
-        piece = self.names[start:end]
-        labels = None if self.labels is None else [self.labels] * len(piece)
-        model, vocab = self.engine.model, self.engine.vocab
-        self.scores += score_names(model, vocab, piece, labels, chunk=len(piece))
-        return len(piece) * max(len(n) + 1 for n in piece)
+        self.handed = end
+        return self.names[start:end]
 
     def result(self) -> list[ScoredName]:
         corpus = self.engine.corpus_names

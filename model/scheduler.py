@@ -19,6 +19,7 @@ import torch
 
 from model.runs import GenerateRun, ScoreRun
 from model.sampling import Batch, SampleJob
+from model.scoring import score_names
 
 if TYPE_CHECKING:
     from model.engine import Engine
@@ -33,7 +34,8 @@ class Speed:
     def __init__(self) -> None:
         self.overhead = 0.0  # seconds a step costs whatever its rows
         self.per_row = 0.0  # and each row; 0 until measured
-        self.per_position = 0.0  # seconds a score piece costs per position, overhead in
+        self.score_overhead = 0.0  # seconds a piece of score work costs whatever its size
+        self.per_position = 0.0  # and each position (a name's character or its end)
         self.generate_share = 0.5  # of a step's time, when it runs both kinds of work
         self.busy = 1.0  # share of the time between steps that they work
         self.turn = self.worked = 0.0  # when the last step began, what it worked
@@ -54,12 +56,22 @@ class Speed:
 
     def observe_score(self, positions: int, seconds: float, generating: float | None) -> None:
         """A piece of score work, after a step of generation of `generating` seconds."""
-        per_position = seconds / positions
-        rate = self.per_position
-        self.per_position = per_position if not rate else 0.9 * rate + 0.1 * per_position
+        if positions <= 16:  # the overhead is most of it
+            rate = self.score_overhead
+            self.score_overhead = seconds if not rate else 0.9 * rate + 0.1 * seconds
+        else:
+            per_position = max(seconds - self.score_overhead, seconds / 4) / positions
+            rate = self.per_position
+            self.per_position = per_position if not rate else 0.9 * rate + 0.1 * per_position
         if generating is not None:
             share = generating / (generating + seconds)
             self.generate_share = 0.9 * self.generate_share + 0.1 * share
+
+    def positions_within(self, seconds: float) -> int:
+        """How many positions a piece of score work of `seconds` can run (64 at least)."""
+        if not self.per_position:
+            return 1 << 30
+        return max(64, int((seconds - self.score_overhead) / self.per_position))
 
     def rows_within(self, seconds: float) -> int:
         """How many rows a step of `seconds` can run (64 at least)."""
@@ -91,6 +103,7 @@ class Scheduler:
         self.jobs: dict[int, tuple[GenerateRun, int]] = {}  # batch handle: run, job index
         self.speed = Speed()
         self.generating = self.scoring = 0  # requests of each kind being served
+        self.turn = 0  # of the score requests, whose piece runs next
 
     @property
     def limit(self) -> int | None:
@@ -141,18 +154,20 @@ class Scheduler:
             self.speed.observe(rows, generating)
             for run, alive in shares:  # each its rows' share of the step
                 run.seconds_done += generating * alive / rows
-        if scoring:  # the score request served least so far
-            score = min(scoring, key=lambda run: run.seconds_done)
-            if not score.done:
-                started = time.perf_counter()
-                limit = self.limit or UNLIMITED_PIECE
-                positions = score.score_piece(limit // 2 if rows else limit)
-                seconds = time.perf_counter() - started
-                score.seconds_done += seconds
+        if scoring:
+            positions = UNLIMITED_PIECE
+            if self.step_s is not None:  # a step's time, or half of it beside generation
+                budget = self.step_s / 2 if rows else self.step_s
+                positions = min(self.speed.positions_within(budget), positions)
+            started = time.perf_counter()
+            positions = self._score(scoring, positions)
+            seconds = time.perf_counter() - started
+            if positions:
                 self.speed.observe_score(positions, seconds, generating if rows else None)
-                generating += seconds
-            if score.done:
-                finished.append(self._finish(score))
+            generating += seconds
+            for score in scoring:
+                if score.done:
+                    finished.append(self._finish(score))
         self.speed.worked = generating
         self.generating = sum(isinstance(run, GenerateRun) for run in self.runs)
         self.scoring = len(self.runs) - self.generating
@@ -169,6 +184,38 @@ class Scheduler:
             share = speed.generate_share if self.scoring else 1.0
         return share * speed.busy
 
+    def _score(self, runs: list[ScoreRun], positions: int) -> int:
+        """One piece of score work of about `positions` (one name at least): names of
+        each request in turn, the first one rotating from piece to piece, scored in one
+        pass. Returns the positions run; each request is charged its share of the time."""
+        self.turn += 1
+        pieces: list[tuple[ScoreRun, list[str]]] = []
+        longest = count = 0
+        for i in range(len(runs)):
+            run = runs[(self.turn + i) % len(runs)]
+            left = positions - count * longest
+            if run.handed == len(run.names) or (pieces and left <= 0):
+                continue
+            names = run.take_names(left)
+            pieces.append((run, names))
+            count += len(names)
+            longest = max(longest, *(len(n) + 1 for n in names))
+        if not pieces:
+            return 0
+        names = [n for _, part in pieces for n in part]
+        labels: list[tuple[int, ...]] | None = None
+        if pieces[0][0].labels is not None:  # a conditional model: every run has them
+            labels = [run.labels or () for run, part in pieces for _ in part]
+        started = time.perf_counter()
+        scores = score_names(self.engine.model, self.engine.vocab, names, labels, len(names))
+        seconds = time.perf_counter() - started
+        at = 0
+        for run, part in pieces:
+            run.scores += scores[at : at + len(part)]
+            run.seconds_done += seconds * len(part) / len(names)
+            at += len(part)
+        return len(names) * longest
+
     def estimate(self, run: GenerateRun | ScoreRun) -> float:
         """Sets and returns the model's time `run` is expected to take."""
         if isinstance(run, GenerateRun):
@@ -183,8 +230,11 @@ class Scheduler:
 
     def score_seconds(self, positions: float) -> float:
         """The model's time for score work of this size, at the speed measured."""
-        per_position = self.speed.per_position or 2 * self.row_seconds
-        return positions * per_position
+        speed = self.speed
+        if not speed.per_position:
+            return positions * 2 * self.row_seconds
+        piece = speed.positions_within(self.step_s / 2) if self.step_s else UNLIMITED_PIECE
+        return positions * speed.per_position + -(-positions // piece) * speed.score_overhead
 
     def _expire(self) -> list[GenerateRun | ScoreRun]:
         """Drop cancelled runs; stop those past their deadline."""
