@@ -48,9 +48,10 @@ class Connection:
         started = time.perf_counter()
         for attempt in range(2):
             reused = self.writer is not None
+            left = started + timeout - time.perf_counter()
             try:
                 request = self._request(method, path, body, started)
-                return await asyncio.wait_for(request, timeout)
+                return await asyncio.wait_for(request, left)
             except (OSError, asyncio.IncompleteReadError, ValueError):
                 self.close()
                 if not (reused and attempt == 0):  # else the server closed it while idle

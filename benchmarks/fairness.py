@@ -3,8 +3,9 @@
 Starts `python -m app` on a free port (default settings, /score up to 1,000 names), then:
 
 1. for --duration seconds (60), 4 heavy clients in a loop (`n = 10000`, `unique`,
-   `top_k = 2`: few names to find, the request that used to hold the model for 16 s) and
-   16 light clients (`n = 1`), each client one keep-alive connection;
+   `top_k = 2`: few names to find, the request that used to hold the model for 16 s;
+   after a 429 each waits its Retry-After) and 16 light clients (`n = 1`), each client
+   one keep-alive connection;
 2. a flood of 100 concurrent large /score requests (1,000 names of 64 characters each)
    while the light clients go on, until every one of them is answered (bounded by the
    server's time limit).
@@ -71,14 +72,19 @@ async def light_client(port: int, tally: Tally, stop: asyncio.Event) -> None:
 
 
 async def heavy_client(port: int, tally: Tally, until: float) -> None:
+    """Heavy requests back to back until `until`; the one running then is abandoned (the
+    server drops its work), so the phase lasts its duration."""
     conn = Connection(port)
-    while time.perf_counter() < until:
-        reply = await conn.post("/generate", HEAVY, timeout=120)
+    while (left := until - time.perf_counter()) > 0:
+        reply = await conn.post("/generate", HEAVY, timeout=left)
+        if reply.status == 0 and time.perf_counter() >= until:
+            break
         tally.count("heavy", reply)
         if reply.status == 200:
             tally.heavy_names += len(reply.json()["names"])
         elif reply.status == 429:
-            await asyncio.sleep(float(reply.headers.get("retry-after", "1")))
+            wait = float(reply.headers.get("retry-after", "1"))
+            await asyncio.sleep(min(wait, max(until - time.perf_counter(), 0)))
     conn.close()
 
 
