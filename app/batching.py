@@ -13,8 +13,8 @@ measured speed, is refused at once (`Overloaded`, 429 with Retry-After). Admitte
 shares the model fairly (processor sharing, roughly), so the estimate of a job's time is
 the sum over admitted jobs of min(their remaining work, its work), plus its own. A
 /generate that runs out of time anyway returns the names it found (`stopped: "time"`);
-a /score cannot: it answers when done, or gets `TimedOut` (504) HARD_STOP_S past its
-limit. A job whose client went away is dropped.
+a /score cannot: it answers when done, or gets `TimedOut` (504) at twice its limit. A
+job whose client went away is dropped.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from model.scheduler import Scheduler
 
 log = logging.getLogger("namegen")
 
-# Past its limit, a job not answered gets TimedOut this much later: a /score admitted
-# when the machine was faster than it is now still answers if it can.
-HARD_STOP_S = 10.0
+# A /generate out of time answers with what it found; a /score has nothing to show until
+# it is done, so one admitted when the machine was faster than it is now (a flood of
+# large requests slows it down by itself) answers late, up to twice its time limit, and
+# only then gets TimedOut.
+HARD_STOP_S = 10.0  # past its limit, a /generate that never answered gets TimedOut
 
 
 class Overloaded(Exception):
@@ -98,7 +100,7 @@ class ScoreJob(Job[list[ScoredName]]):
     labels: Mapping[str, str | int] | None = None  # known to the checkpoint
 
     def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
-        # no deadline in the scheduler: scores have no partial answer (see HARD_STOP_S)
+        # no deadline in the scheduler: a score has no partial answer (see HARD_STOP_S)
         return ScoreRun(engine, self.names, engine.label_ids(self.labels))
 
 
@@ -198,7 +200,8 @@ class BatchingWorker:
         run = job.make_run(self.engine, time.monotonic() + time_limit_s)
         self.admit(self.scheduler.estimate(run), isinstance(run, ScoreRun), time_limit_s)
         job.run = run
-        job.timer = loop.call_later(time_limit_s + HARD_STOP_S, job.fail, TimedOut())
+        grace = time_limit_s if isinstance(run, ScoreRun) else HARD_STOP_S
+        job.timer = loop.call_later(time_limit_s + grace, job.fail, TimedOut())
         self.jobs.add(job)
         with self.wakeup:
             self.inbox.append(job)

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from model.incremental import IncrementalWaveNet, State
 
-BLOCK_ROWS = 64  # the arena hands out rows in blocks this size
+BLOCK_ROWS = 16  # the arena hands out rows in blocks this size (a job of the engine)
 
 
 class RowTable:

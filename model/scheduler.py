@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from model.runs import GenerateRun, ScoreRun
+from model.runs import GenerateRun, ScoreRun, Speed
 from model.sampling import Batch, SampleJob
 from model.scoring import score_names
 
@@ -25,59 +25,6 @@ if TYPE_CHECKING:
     from model.engine import Engine
 
 UNLIMITED_PIECE = 16_384  # positions of a score piece without a row limit (memory)
-
-
-class Speed:
-    """A step's time as overhead + rows * per_row, learnt from the steps run (moving
-    averages: the machine's load changes)."""
-
-    def __init__(self) -> None:
-        self.overhead = 0.0  # seconds a step costs whatever its rows
-        self.per_row = 0.0  # and each row; 0 until measured
-        self.score_overhead = 0.0  # seconds a piece of score work costs whatever its size
-        self.per_position = 0.0  # and each position (a name's character or its end)
-        self.generate_share = 0.5  # of a step's time, when it runs both kinds of work
-        self.busy = 1.0  # share of the time between steps that they work
-        self.turn = self.worked = 0.0  # when the last step began, what it worked
-
-    def observe(self, rows: int, seconds: float) -> None:
-        if rows <= 4:  # the overhead is most of it
-            self.overhead = seconds if not self.overhead else 0.9 * self.overhead + 0.1 * seconds
-        elif rows >= 48:
-            per_row = max(seconds - self.overhead, seconds / 4) / rows
-            self.per_row = per_row if not self.per_row else 0.9 * self.per_row + 0.1 * per_row
-
-    def observe_turn(self, now: float, busy: bool) -> None:
-        """A step starts at `now`; `busy`: there was work since the last one began."""
-        if busy and self.turn:
-            share = min(self.worked / (now - self.turn), 1.0)
-            self.busy = 0.95 * self.busy + 0.05 * share
-        self.turn, self.worked = now, 0.0
-
-    def observe_score(self, positions: int, seconds: float, generating: float | None) -> None:
-        """A piece of score work, after a step of generation of `generating` seconds."""
-        if positions <= 16:  # the overhead is most of it
-            rate = self.score_overhead
-            self.score_overhead = seconds if not rate else 0.9 * rate + 0.1 * seconds
-        else:
-            per_position = max(seconds - self.score_overhead, seconds / 4) / positions
-            rate = self.per_position
-            self.per_position = per_position if not rate else 0.9 * rate + 0.1 * per_position
-        if generating is not None:
-            share = generating / (generating + seconds)
-            self.generate_share = 0.9 * self.generate_share + 0.1 * share
-
-    def positions_within(self, seconds: float) -> int:
-        """How many positions a piece of score work of `seconds` can run (64 at least)."""
-        if not self.per_position:
-            return 1 << 30
-        return max(64, int((seconds - self.score_overhead) / self.per_position))
-
-    def rows_within(self, seconds: float) -> int:
-        """How many rows a step of `seconds` can run (64 at least)."""
-        if not self.per_row:
-            return 1 << 30
-        return max(64, int((seconds - self.overhead) / self.per_row))
 
 
 class Scheduler:
@@ -104,6 +51,7 @@ class Scheduler:
         self.speed = Speed()
         self.generating = self.scoring = 0  # requests of each kind being served
         self.turn = 0  # of the score requests, whose piece runs next
+        self.score_debt = 0.0  # seconds score work took beyond its share of steps
 
     @property
     def limit(self) -> int | None:
@@ -155,15 +103,25 @@ class Scheduler:
             for run, alive in shares:  # each its rows' share of the step
                 run.seconds_done += generating * alive / rows
         if scoring:
-            positions = UNLIMITED_PIECE
-            if self.step_s is not None:  # a step's time, or half of it beside generation
-                budget = self.step_s / 2 if rows else self.step_s
-                positions = min(self.speed.positions_within(budget), positions)
-            started = time.perf_counter()
-            positions = self._score(scoring, positions)
-            seconds = time.perf_counter() - started
-            if positions:
-                self.speed.observe_score(positions, seconds, generating if rows else None)
+            # Score work gets a step's time, or half of it beside generation, on average:
+            # a piece that took longer (a piece holds one name at least) is paid back by
+            # the steps after it, which run none.
+            budget = (self.step_s or 0) / (2 if rows else 1)
+            seconds = 0.0
+            if self.step_s is not None and rows and self.score_debt > 0:
+                self.score_debt -= budget
+            else:
+                positions = UNLIMITED_PIECE
+                if self.step_s is not None:
+                    positions = min(self.speed.positions_within(budget), positions)
+                started = time.perf_counter()
+                positions = self._score(scoring, positions)
+                seconds = time.perf_counter() - started
+                if positions:
+                    self.speed.observe_score(positions, seconds)
+                self.score_debt = max(seconds - budget, 0.0) if rows else 0.0
+            if rows:
+                self.speed.observe_share(generating, seconds)
             generating += seconds
             for score in scoring:
                 if score.done:
@@ -262,9 +220,12 @@ class Scheduler:
         while runs:
             for run in runs:
                 size = min(run.size, run.budget - run.started * run.size)
-                if size <= room or not (new or len(self.batch)):
+                # a request with no rows running starts a job whatever the room: every
+                # request admitted moves on at every step
+                if size <= room or not running[id(run)]:
                     new.append((run, *run.next_job()))
                     room -= size
+                    running[id(run)] += size
             runs = [run for run in runs if run.wants_job() and run.size <= room]
         self.batch.reserve(sum(job.n for *_, job in new))
         for run, index, job in new:
