@@ -6,7 +6,6 @@ Both grow by doubling and never shrink, so a busy batch stops allocating after w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -18,20 +17,17 @@ BLOCK_ROWS = 16  # the arena hands out rows in blocks this size (a job of the en
 
 
 class RowTable:
-    """Each row's integers and floats, rows [0, len) in use; the floats end with the row's
-    network state (incremental.State), which `state()` views in place."""
+    """Each row's integers and floats, rows [0, len) in use, and each row's network state
+    (incremental.State): one table per part of the state, so that every part a step reads
+    is contiguous, as it would be in a batch of its own."""
 
     def __init__(self, net: IncrementalWaveNet, int_columns: int, float_columns: int) -> None:
         self.net = net
         # a fresh row's state when it has no labels: the same for every row
         self.fresh = net.init_state(1)
-        self.ring_shapes = [tuple(r.shape[1:]) for r in self.fresh.rings]  # (span, taps*width)
-        self.cond_widths = [c.shape[1] for c in self.fresh.conds or []]
-        self.head_width = self.fresh.head.shape[1] if self.fresh.head is not None else 0
-        self.state_at = float_columns
-        width = sum(math.prod(s) for s in self.ring_shapes) + sum(self.cond_widths)
         self.ints = torch.zeros(0, int_columns, dtype=torch.long)
-        self.floats = torch.zeros(0, float_columns + width + self.head_width)
+        self.floats = torch.zeros(0, float_columns)
+        self.parts = [part.new_zeros(0, *part.shape[1:]) for part in _parts(self.fresh)]
         self.live = 0
         self._views: Views | None = None  # of the rows in use, until they change
 
@@ -45,14 +41,8 @@ class RowTable:
         self.reserve(self.live + rows)
         new = slice(self.live, self.live + rows)
         state = self.fresh if labels is None else self.net.init_state(rows, labels)
-        parts = [*state.rings, *(state.conds or [])]
-        if state.head is not None:
-            parts.append(state.head)
-        at = self.state_at
-        for part in parts:  # straight into the table; one fresh row broadcasts
-            size = math.prod(part.shape[1:])
-            self.floats[new, at : at + size] = part.reshape(len(part), size)
-            at += size
+        for table, part in zip(self.parts, _parts(state), strict=True):
+            table[new] = part  # one fresh row broadcasts
         self.live += rows
         self._views = None
         return self.ints[new], self.floats[new]
@@ -62,6 +52,7 @@ class RowTable:
         if rows > len(self.ints):
             size = max(rows, 2 * len(self.ints))
             self.ints, self.floats = grown(self.ints, size), grown(self.floats, size)
+            self.parts = [grown(table, size) for table in self.parts]
 
     def remove(self, dead: list[int]) -> None:
         """Remove rows (sorted indices below len): the last rows move into their places,
@@ -72,34 +63,32 @@ class RowTable:
             gone = set(dead[len(holes) :])
             movers = torch.tensor([i for i in range(keep, self.live) if i not in gone])
             at = torch.tensor(holes)
-            self.ints[at] = self.ints[movers]
-            self.floats[at] = self.floats[movers]
+            for table in (self.ints, self.floats, *self.parts):
+                table[at] = table[movers]
         self.live = keep
         self._views = None
 
     def views(self) -> Views:
         """Each column of the rows in use, and their network state, as views."""
         if self._views is None:
-            ints, floats = self.ints[: self.live], self.floats[: self.live]
-            self._views = Views(ints.unbind(1), floats[:, : self.state_at].unbind(1), self.state())
+            B = self.live
+            ints, floats = self.ints[:B], self.floats[:B]
+            self._views = Views(ints.unbind(1), floats.unbind(1), self.state())
         return self._views
 
     def state(self) -> State:
-        """The network state of rows [0, len), as views into the table."""
-        B, at = self.live, self.state_at
-        rows = self.floats[:B]
-        rings = []
-        for shape in self.ring_shapes:
-            size = math.prod(shape)
-            rings.append(rows[:, at : at + size].view(B, *shape))
-            at += size
-        if not self.cond_widths:
+        """The network state of rows [0, len), as views into the tables."""
+        parts = [table[: self.live] for table in self.parts]
+        rings = parts[: len(self.fresh.rings)]
+        if self.fresh.conds is None:
             return State(rings)
-        conds = []
-        for width in self.cond_widths:
-            conds.append(rows[:, at : at + width])
-            at += width
-        return State(rings, conds, rows[:, at : at + self.head_width])
+        return State(rings, parts[len(rings) : -1], parts[-1])
+
+
+def _parts(state: State) -> list[Tensor]:
+    """A state's tensors in order: the rings, then the conditioning and the head's."""
+    head = [] if state.head is None else [state.head]
+    return [*state.rings, *(state.conds or []), *head]
 
 
 @dataclass(frozen=True)
