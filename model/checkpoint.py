@@ -6,6 +6,14 @@ Layout of a checkpoint directory:
     model-<sha12>.safetensors      weights and BatchNorm running statistics
     corpus-<sha12>.txt             the training corpus's names (to flag existing names)
     train_state-<sha12>.safetensors  optimizer and RNG state, for resuming (optional)
+    backward-<sha12>.safetensors   a second, right-to-left network (optional)
+
+A network reads names left to right (`direction` "forward", the default) or right to left
+("backward": trained on reversed names; meta.json's top-level `direction`). A checkpoint
+with both (written by `python -m training.combine`) describes the forward network at the
+top level, as a single-network checkpoint does, and the backward one in `backward`: its
+model_kind, model_config, num_params, file (path and sha256), metrics, training (options
+and command), corpus and split. Both share the vocab, the label space and the corpus.
 
 Saving is crash-safe: payloads are content-addressed, so new ones never overwrite the
 files the current meta.json names; meta.json is then replaced in one atomic rename (the
@@ -15,11 +23,8 @@ moment leaves either the old checkpoint or the new one, whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,16 +33,24 @@ from typing import Any
 import safetensors
 import safetensors.torch
 import torch
-from safetensors.torch import load as load_safetensors
 from torch import Tensor
 
 from model.labels import LabelSpace
+from model.payloads import (
+    META,
+    CheckpointError,
+    entry_of,
+    fsync_dir,
+    fsync_write,
+    load_tensors,
+    read_payload,
+)
 from model.registry import LanguageModel, build_model, config_from_dict, kind_of, label_sizes
 from model.vocab import Vocab
 
 FORMAT = "namegen-checkpoint"
 FORMAT_VERSION = 1
-META = "meta.json"
+DIRECTIONS = ("forward", "backward")
 
 # WaveNet options removed in issue 16, with the values that meant "off". Checkpoints
 # written before still list them: at these values they are dropped, at any other refused
@@ -58,10 +71,6 @@ REMOVED_OPTIONS: dict[str, Any] = {
     "bn_eps": 1e-5,  # a constant since issue 18 (model/layers.py's BN_EPS)
 }
 REMOVED_AT = "780ea5d"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupted or does not match its description."""
 
 
 def without_removed_options(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -87,11 +96,22 @@ class Checkpoint:
     corpus_names: frozenset[str]
     path: Path
     labels: LabelSpace | None = None  # the label columns of a conditional model
+    backward: LanguageModel | None = None  # the right-to-left network, when it has one
 
     @property
     def fingerprint(self) -> str:
         """sha256 of the weights file: names exactly these weights."""
         return str(self.meta["files"]["model"]["sha256"])
+
+    @property
+    def direction(self) -> str:
+        """How `model` reads names: "forward" (left to right) or "backward"."""
+        return str(self.meta.get("direction", "forward"))
+
+    @property
+    def directions(self) -> list[str]:
+        """The directions of the networks it holds."""
+        return [self.direction, *(["backward"] if self.backward is not None else [])]
 
 
 def library_versions() -> dict[str, str]:
@@ -100,29 +120,6 @@ def library_versions() -> dict[str, str]:
         "torch": torch.__version__,
         "safetensors": safetensors.__version__,
     }
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically: temporary file in the same directory, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; checkpoints are read by other users
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(
@@ -154,11 +151,9 @@ def save_checkpoint(
 
     files: dict[str, dict[str, str]] = {}
     for kind, (ext, data) in payloads.items():
-        sha = hashlib.sha256(data).hexdigest()
-        name = f"{kind}-{sha[:12]}{ext}"
-        if not (path / name).exists():
-            _fsync_write(path / name, data)
-        files[kind] = {"path": name, "sha256": sha}
+        files[kind] = entry_of(kind, ext, data)
+        if not (path / files[kind]["path"]).exists():
+            fsync_write(path / files[kind]["path"], data)
 
     record = {
         **{k: v for k, v in meta.items() if k != "labels"},  # the `labels` argument decides
@@ -172,10 +167,12 @@ def save_checkpoint(
         "files": files,
         "versions": library_versions(),
     }
-    _fsync_write(path / META, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
-    _fsync_dir(path)  # the commit point: the new meta.json is durable
+    fsync_write(path / META, (json.dumps(record, indent=2) + "\n").encode("utf-8"))
+    fsync_dir(path)  # the commit point: the new meta.json is durable
 
     referenced = {f["path"] for f in files.values()}
+    if "backward" in record:  # a combined checkpoint re-saved (calibrate) keeps it
+        referenced.add(record["backward"]["file"]["path"])
     for stale in path.glob("*-*.*"):
         if stale.name not in referenced and stale.name.split("-")[0] in (
             "model",
@@ -210,73 +207,75 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def _read_payload(path: Path, meta: dict[str, Any], kind: str) -> bytes:
-    entry = meta["files"][kind]
-    file = path / entry["path"]
-    if not file.is_file():
-        raise CheckpointError(f"checkpoint {path}: {kind} file {entry['path']} is missing")
-    data: bytes = file.read_bytes()
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise CheckpointError(
-            f"checkpoint {path}: {kind} file {entry['path']} is truncated or corrupted "
-            f"(sha256 does not match {META})"
-        )
-    return data
-
-
-def _load_tensors(path: Path, meta: dict[str, Any], kind: str) -> dict[str, Tensor]:
-    data = _read_payload(path, meta, kind)
+def _network(
+    path: Path,
+    description: dict[str, Any],
+    entry: dict[str, Any],
+    what: str,
+    vocab: Vocab,
+    labels: LabelSpace | None,
+    device: str | torch.device,
+) -> LanguageModel:
+    """The network `description` (its model_kind and model_config) with the weights of
+    the file `entry` lists, checked against the vocab and labels; `what` names it."""
+    kind = description.get("model_kind", "wavenet")
     try:
-        return load_safetensors(data)  # parses the safetensors format: no pickle
-    except Exception as e:  # safetensors raises its own error types
-        raise CheckpointError(
-            f"checkpoint {path}: {kind} file is not valid safetensors: {e}"
-        ) from e
-
-
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint; the model comes back in eval mode on `device`."""
-    path = Path(path)
-    meta = read_meta(path)
-    kind = meta.get("model_kind", "wavenet")
-    try:
-        config_dict = without_removed_options(kind, dict(meta["model_config"]))
+        config_dict = without_removed_options(kind, dict(description["model_config"]))
         config = config_from_dict(kind, config_dict)
-        vocab = Vocab(tuple(meta["vocab"]))
-        labels = LabelSpace.from_dict(meta["labels"]) if meta.get("labels") else None
-    except (TypeError, ValueError) as e:  # LabelError is a ValueError
-        raise CheckpointError(
-            f"checkpoint {path}: invalid model config, vocab or labels: {e}"
-        ) from e
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path}: invalid {what} config: {e}") from e
     sizes = labels.sizes if labels is not None else ()
     if label_sizes(config) != sizes:
         raise CheckpointError(
-            f"checkpoint {path}: model label_sizes {label_sizes(config)} != the labels' {sizes}"
+            f"checkpoint {path}: {what} label_sizes {label_sizes(config)} != the labels' {sizes}"
         )
     if config.vocab_size != vocab.size:
         raise CheckpointError(
             f"checkpoint {path}: vocab has {vocab.size} characters, "
-            f"model expects {config.vocab_size}"
+            f"{what} expects {config.vocab_size}"
         )
-    weights = _load_tensors(path, meta, "model")
+    weights = load_tensors(path, entry, f"{what} file")
     model = build_model(config)
     expected = model.state_dict()
     missing, unexpected = set(expected) - set(weights), set(weights) - set(expected)
     if missing or unexpected:
         raise CheckpointError(
-            f"checkpoint {path}: weights do not match the config "
+            f"checkpoint {path}: {what} weights do not match the config "
             f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})"
         )
     for key, value in weights.items():
         if value.shape != expected[key].shape:
             raise CheckpointError(
-                f"checkpoint {path}: {key} has shape {tuple(value.shape)}, "
+                f"checkpoint {path}: {what} {key} has shape {tuple(value.shape)}, "
                 f"the config implies {tuple(expected[key].shape)}"
             )
     model.load_state_dict(weights)
-    model.to(device).eval()
-    corpus = _read_payload(path, meta, "corpus").decode("utf-8").splitlines()  # "mary ann"
-    return Checkpoint(model, vocab, meta, frozenset(corpus), path, labels)
+    return model.to(device).eval()
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; the networks come back in eval mode on `device`.
+    A second network that is missing or corrupted is an error naming its file."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        vocab = Vocab(tuple(meta["vocab"]))
+        labels = LabelSpace.from_dict(meta["labels"]) if meta.get("labels") else None
+    except (TypeError, ValueError) as e:  # LabelError is a ValueError
+        raise CheckpointError(f"checkpoint {path}: invalid vocab or labels: {e}") from e
+    if meta.get("direction", "forward") not in DIRECTIONS:
+        raise CheckpointError(f"checkpoint {path}: unknown direction {meta['direction']!r}")
+    model = _network(path, meta, meta["files"]["model"], "model", vocab, labels, device)
+    backward = None
+    if "backward" in meta:
+        second = meta["backward"]
+        if not isinstance(second, dict) or not isinstance(second.get("file"), dict):
+            raise CheckpointError(f"checkpoint {path}: {META} lists no backward network file")
+        what = "backward network"
+        backward = _network(path, second, second["file"], what, vocab, labels, device)
+    corpus = read_payload(path, meta["files"]["corpus"], "corpus file")
+    names = frozenset(corpus.decode("utf-8").splitlines())  # "mary ann"
+    return Checkpoint(model, vocab, meta, names, path, labels, backward)
 
 
 def load_train_state(path: str | Path) -> dict[str, Tensor]:
@@ -285,4 +284,4 @@ def load_train_state(path: str | Path) -> dict[str, Tensor]:
     meta = read_meta(path)
     if "train_state" not in meta["files"]:
         raise CheckpointError(f"checkpoint {path} has no training state to resume from")
-    return _load_tensors(path, meta, "train_state")
+    return load_tensors(path, meta["files"]["train_state"], "train_state file")

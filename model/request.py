@@ -2,6 +2,9 @@
 what it gives back. The HTTP API takes `GenerateRequest` as the /generate body, the engine
 runs it, and the sampler reads its controls from it; nothing restates them.
 
+The text constraints (`prefix`, `ends_with`, `contains`) and the distribution each
+combination samples are described at `GenerateRequest`; model/constraints.py plans them.
+
 Limits that depend on the server (its largest n, its largest max_length) or on the model
 (the characters of a prefix) are checked by whoever knows them: the router, the engine.
 """
@@ -62,7 +65,38 @@ LabelValue = Annotated[str | int, BeforeValidator(_label_value)]
 Labels = dict[LabelName, LabelValue]
 
 
+def overlap_length(prefix: str, ending: str) -> int:
+    """The characters of the shortest name that starts with `prefix` and ends with
+    `ending` (the longest overlap of the prefix's end and the ending's start shared)."""
+    for shared in range(min(len(prefix), len(ending)), -1, -1):
+        if prefix.endswith(ending[:shared]):
+            return len(prefix) + len(ending) - shared
+    return len(prefix) + len(ending)  # not reached: shared = 0 always matches
+
+
 class GenerateRequest(BaseModel):
+    """What each text constraint samples (names come from the sampling distribution:
+    the model's at the request's temperature, top-k and top-p, under its labels):
+
+    - `prefix`: the forward (left-to-right) model continuing the prefix.
+    - `ends_with`: the backward (right-to-left) model continuing the reversed ending, so
+      exactly that model's distribution of names with that ending.
+    - `prefix` and `ends_with`: the side whose text is rarer (the smaller probability of
+      starting so under the forward model, or of ending so under the backward model, at
+      temperature 1) is sampled as above; names that fail the other are rejected.
+    - `contains` (not inside `prefix` or `ends_with`, which would imply it): grown outward.
+      The backward model continues the reversed substring to a name start, giving a left
+      part L with probability P_backward(L | the name ends with the substring); then the
+      forward model continues L + substring as a prefix, giving the rest R with probability
+      P_forward(R | prefix L + substring). A name holding the substring once is drawn with
+      the product of the two; this is not P(name | it contains the substring) (the left
+      part is chosen as if the name ended there). `prefix` and `ends_with` alongside are
+      met by rejection.
+
+    Rejection samples in rounds within the filters' budget (`filtered`). Every name's
+    logprob is the forward model's at temperature 1 under the labels, as /score gives it.
+    """
+
     model_config = ConfigDict(
         extra="forbid",
         frozen=True,
@@ -78,6 +112,9 @@ class GenerateRequest(BaseModel):
                     "exclude_existing": True,
                     "unique": True,
                 },
+                {"n": 5, "ends_with": "lyn", "seed": 1},
+                {"n": 5, "prefix": "a", "ends_with": "a", "min_length": 4},
+                {"n": 5, "contains": "ann", "max_length": 10},
             ]
         },
     )
@@ -98,6 +135,16 @@ class GenerateRequest(BaseModel):
         None, ge=0, le=2**63 - 1, description="same seed and request, same names"
     )
     prefix: Prefix = Field("", description="names start with this (trimmed, lowercased)")
+    ends_with: Prefix = Field(
+        "",
+        description="names end with this (trimmed, lowercased; needs the backward network)",
+        examples=["lyn"],
+    )
+    contains: Prefix = Field(
+        "",
+        description="names contain this (trimmed, lowercased; needs the backward network)",
+        examples=["ann"],
+    )
     min_length: int = Field(1, ge=1, le=HARD_MAX_LENGTH, description="characters, prefix included")
     max_length: int = Field(16, ge=1, le=HARD_MAX_LENGTH, description="end is forced here")
     exclude_existing: bool = Field(False, description="never return a training-corpus name")
@@ -129,12 +176,47 @@ class GenerateRequest(BaseModel):
                 "prefix has {length} characters, more than max_length ({max_length})",
                 {"field": "prefix", "length": len(self.prefix), "max_length": self.max_length},
             )
+        for field in ("ends_with", "contains"):
+            text = getattr(self, field)
+            if len(text) > self.max_length:
+                raise PydanticCustomError(
+                    "text_too_long",
+                    "{field} has {length} characters, more than max_length ({max_length})",
+                    {"field": field, "length": len(text), "max_length": self.max_length},
+                )
+        shortest = overlap_length(self.prefix, self.ends_with)
+        if shortest > self.max_length:
+            raise PydanticCustomError(
+                "prefix_and_ending_too_long",
+                "no name of at most max_length ({max_length}) characters starts with prefix "
+                "and ends with ends_with: that takes {shortest}",
+                {"field": "ends_with", "shortest": shortest, "max_length": self.max_length},
+            )
         return self
+
+    @property
+    def implied_contains(self) -> bool:
+        """`contains` is empty, or inside `prefix` or `ends_with`: every name that meets
+        those meets it."""
+        text = self.contains
+        return not text or text in self.prefix or text in self.ends_with
+
+    @property
+    def rejects(self) -> bool:
+        """Some names the sampler draws may fail a text constraint it does not fix."""
+        if not self.implied_contains:
+            return bool(self.prefix or self.ends_with)
+        return bool(self.prefix and self.ends_with)
+
+    @property
+    def backward(self) -> bool:
+        """The request needs the backward network (`ends_with` or `contains`)."""
+        return bool(self.ends_with or self.contains)
 
     @property
     def filtered(self) -> bool:
         """Names may be rejected, so sampling goes in rounds within a budget."""
-        return self.exclude_existing or self.unique
+        return self.exclude_existing or self.unique or self.rejects
 
 
 @dataclass(frozen=True)

@@ -139,21 +139,18 @@ class ResultArena:
 
 
 class Handles:
-    """Small integers to name jobs by, handed out and taken back, each with a row of
-    `table` (zeroed when handed out)."""
+    """Small integers to name jobs by, handed out and taken back."""
 
-    def __init__(self, columns: int) -> None:
-        self.table = torch.zeros(0, columns, dtype=torch.long)
+    def __init__(self) -> None:
+        self.size = 0  # handles made so far
         self.free: list[int] = []
 
     def take(self) -> int:
         if not self.free:
-            size = max(2 * len(self.table), 64)
-            self.free = list(range(size - 1, len(self.table) - 1, -1))
-            self.table = grown(self.table, size)
-        handle = self.free.pop()
-        self.table[handle] = 0
-        return handle
+            size = max(2 * self.size, 64)
+            self.free = list(range(size - 1, self.size - 1, -1))
+            self.size = size
+        return self.free.pop()
 
     def give_back(self, handle: int) -> None:
         self.free.append(handle)

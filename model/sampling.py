@@ -28,15 +28,23 @@ MAX_STEPS = HARD_MAX_LENGTH + 1  # a name's characters, then its end
 @dataclass(frozen=True)
 class SampleJob:
     """n names with the controls of `request`, from one random stream. The sampler moves
-    ids: `prefix` is the request's prefix encoded, `labels` its label ids (a conditional
-    model's; None: unknown). (`request.n` is the engine's business: it serves a request
-    as one or more jobs.)"""
+    ids: `prefix` is the ids every row starts with (the request's prefix encoded, or its
+    ending reversed for a backward network), `labels` its label ids (a conditional
+    model's; None: unknown); `row_prefixes`, when given, one prefix per row instead.
+    (`request.n` is the engine's business: it serves a request as one or more jobs.)"""
 
     n: int
     request: GenerateRequest
     prefix: tuple[int, ...]
     generator: torch.Generator
     labels: tuple[int, ...] | None = None
+    row_prefixes: tuple[tuple[int, ...], ...] | None = None
+
+    @property
+    def longest_prefix(self) -> int:
+        if self.row_prefixes is None:
+            return len(self.prefix)
+        return max(map(len, self.row_prefixes), default=0)
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ class _Running:
     base: int  # its rows' results are arena rows [base, base + n)
     start: int  # the batch's clock when it joined: its rows' position is clock - start
     alive: int  # rows still sampling
+    forced: int  # steps of forced prefix characters, its longest prefix
 
 
 class Batch:
@@ -145,7 +154,7 @@ class Batch:
         self.rows = RowTable(net, 8, 2)
         self.arena = ResultArena(MAX_STEPS)
         self.jobs: dict[int, _Running] = {}  # by handle
-        self.handles = Handles(MAX_STEPS)  # each with its job's prefix
+        self.handles = Handles()
         # jobs that need work no other job needs, counted so that steps can skip it
         self.needs: Counter[str] = Counter()
 
@@ -164,9 +173,14 @@ class Batch:
         m, req, net = job.n, job.request, self.net
         handle = self.handles.take()
         base = self.arena.allocate(m)
-        self.jobs[handle] = _Running(job, base, self.clock, m)
-        if job.prefix:
-            self.handles.table[handle, : len(job.prefix)] = torch.tensor(job.prefix)
+        self.jobs[handle] = _Running(job, base, self.clock, m, job.longest_prefix)
+        # forced characters wait in the rows' results, where each step writes its own
+        prefixes = job.row_prefixes or (job.prefix,)
+        if job.longest_prefix:
+            rows = torch.zeros(len(prefixes), job.longest_prefix, dtype=torch.long)
+            for i, prefix in enumerate(prefixes):
+                rows[i, : len(prefix)] = torch.tensor(prefix, dtype=torch.long)
+            self.arena.ids[base : base + m, : job.longest_prefix] = rows
         self.needs.update(_needs(job))
         labels = None if job.labels is None else torch.tensor([job.labels]).expand(m, -1)
         ints, floats = self.rows.append(m, None if labels is None else labels.to(net.device))
@@ -177,7 +191,7 @@ class Batch:
         ints[:, TOP_K] = req.top_k or net.vocab_size
         ints[:, MIN_LEN] = req.min_length
         ints[:, MAX_LEN] = req.max_length
-        ints[:, PREFIX_LEN] = len(job.prefix)
+        ints[:, PREFIX_LEN] = torch.tensor([len(prefix) for prefix in prefixes])
         floats[:, TEMPERATURE] = req.temperature
         floats[:, TOP_P] = req.top_p if req.top_p is not None else 1.0
         return handle
@@ -203,7 +217,7 @@ class Batch:
             torch.rand(n, generator=run.job.generator, out=arena.uniform[run.base : run.base + n])
             early = early or age < req.min_length
             late = late or age >= req.max_length
-            prefixed = prefixed or age < len(run.job.prefix)
+            prefixed = prefixed or age < run.forced
         logp = F.log_softmax(logits, dim=-1)
         if early:  # no end before min_length
             logits[:, 0].masked_fill_(pos < min_len, float("-inf"))
@@ -219,7 +233,7 @@ class Batch:
         )
         nxt = choose(logits, arena.uniform[result], controls)
         if prefixed:  # forced prefix characters
-            ahead = self.handles.table[job, pos.clamp(max=MAX_STEPS - 1)]
+            ahead = arena.ids[result, pos.clamp(max=MAX_STEPS - 1)]
             nxt = torch.where(pos < prefix_len, ahead, nxt)
         if late:  # the end is forced at max_length
             nxt.masked_fill_(pos >= max_len, 0)
@@ -257,7 +271,7 @@ def _needs(job: SampleJob) -> list[str]:
     """The work only some jobs need: prefixes, temperatures other than 0 and 1, greedy
     rows (temperature 0 in float32), top-k or top-p."""
     req = job.request
-    needs = ["prefix"] if job.prefix else []
+    needs = ["prefix"] if job.longest_prefix else []
     if req.temperature not in (0, 1):
         needs.append("temperature")
     if torch.tensor(req.temperature, dtype=torch.float32) == 0:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import model.checkpoint as ckpt
+import model.payloads as payloads
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model.labels import LabelSpace
@@ -130,7 +130,7 @@ def test_crash_before_commit_leaves_previous_intact(
             raise KeyboardInterrupt("killed mid-save")
         real_replace(src, dst)
 
-    monkeypatch.setattr(ckpt.os, "replace", dying_replace)
+    monkeypatch.setattr(payloads.os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, make_model(1), VOCAB, meta={}, corpus_names=["zoe"])
     monkeypatch.undo()
