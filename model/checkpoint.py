@@ -38,13 +38,13 @@ from torch import Tensor
 from model.labels import LabelSpace
 from model.payloads import (
     META,
-    CheckpointError,
     entry_of,
     fsync_dir,
     fsync_write,
     load_tensors,
     read_payload,
 )
+from model.payloads import CheckpointError as CheckpointError  # where callers import it
 from model.registry import LanguageModel, build_model, config_from_dict, kind_of, label_sizes
 from model.vocab import Vocab
 

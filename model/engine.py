@@ -5,6 +5,10 @@ nothing of HTTP. Requests run through model/scheduler.py's continuous batching, 
 at once; a server drives a long-lived Scheduler itself. Generation with filters (exclude
 names of the training corpus, no duplicates) samples until it has n names, a bounded
 budget of samples is spent, or sampling stops finding new names; the result says which.
+
+A checkpoint may hold a backward (right-to-left) network beside the forward one: it
+serves `ends_with` and `contains` (model/constraints.py). Every name's logprob is the
+forward network's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from model.labels import LabelError
 from model.request import GeneratedName, GenerateRequest, GenerateResult
 from model.runs import GenerateRun, ScoredName, ScoreRun
 from model.scheduler import Scheduler
+from model.vocab import UnknownCharacterError
 from model.wavenet import WaveNet
 
 # the request types, where callers of the engine have always found them
@@ -29,13 +34,23 @@ Labels = Mapping[str, str | int] | None
 
 class Engine:
     def __init__(self, checkpoint: Checkpoint, *, budget_factor: int = 20) -> None:
-        if not isinstance(checkpoint.model, WaveNet):
+        model, backward = checkpoint.model, checkpoint.backward
+        for network in (model, backward):
+            if network is not None and not isinstance(network, WaveNet):
+                raise CheckpointError(
+                    f"checkpoint {checkpoint.path} holds a {type(network).__name__}; "
+                    "the service serves WaveNet checkpoints"
+                )
+        if checkpoint.direction != "forward":
             raise CheckpointError(
-                f"checkpoint {checkpoint.path} holds a {type(checkpoint.model).__name__}; "
-                "the service serves WaveNet checkpoints"
+                f"checkpoint {checkpoint.path} holds only a {checkpoint.direction} network; "
+                "combine it with a forward one (python -m training.combine)"
             )
+        assert isinstance(model, WaveNet) and (backward is None or isinstance(backward, WaveNet))
         self.checkpoint = checkpoint
-        self.model: WaveNet = checkpoint.model.eval()
+        self.model = model.eval()
+        self.backward = backward  # right to left, for ends_with and contains; or None
+        self.backward_net = None if self.backward is None else IncrementalWaveNet(self.backward)
         self.vocab = checkpoint.vocab
         self.corpus_names = checkpoint.corpus_names
         self.device = next(self.model.parameters()).device
@@ -60,9 +75,24 @@ class Engine:
             return None
         return tuple(space.encode(labels or {}))
 
+    def request_problems(self, req: GenerateRequest) -> list[tuple[str, str]]:
+        """(field, message) for each text field with a character outside the vocabulary,
+        and for ends_with or contains without a backward network."""
+        problems = []
+        for field in ("prefix", "ends_with", "contains"):
+            try:
+                self.vocab.encode(getattr(req, field))
+            except UnknownCharacterError as e:
+                problems.append((field, f"character {e.char!r} is not in the model's vocabulary"))
+        for field in ("ends_with", "contains"):
+            if getattr(req, field) and self.backward is None:
+                problems.append((field, "this checkpoint has no backward network"))
+        return problems
+
     def generate(self, req: GenerateRequest) -> GenerateResult:
-        """Raises UnknownCharacterError for a prefix outside the vocab, LabelError for
-        labels the checkpoint does not know."""
+        """Raises UnknownCharacterError for a text field outside the vocab, LabelError
+        for labels the checkpoint does not know, ValueError for ends_with or contains
+        without a backward network."""
         return self.generate_many([req])[0]
 
     def generate_many(self, reqs: Sequence[GenerateRequest]) -> list[GenerateResult]:

@@ -1,5 +1,4 @@
-"""The requests a Scheduler (model/scheduler.py) serves, and estimates of their work and
-of the model's speed.
+"""The requests a Scheduler (model/scheduler.py) serves, and estimates of their work.
 
 A generate request is served as jobs (model/sampling.py) of at most CHUNK_ROWS rows, each
 with its own generator seeded from the request's seed and the job's index: a job's names
@@ -7,6 +6,10 @@ then depend on nothing but the request, so a request gets the same names wheneve
 jobs start and whatever else shares the batch. Jobs are taken in index order, which keeps
 filtered requests deterministic too: the names kept, `sampled` and the reason for stopping
 follow from the jobs in order, however many ran ahead (those are dropped).
+
+A request's text constraints decide its jobs (model/constraints.py): a job runs on the
+forward or the backward network, and a job growing names from a substring runs twice,
+backward then forward, on the same random stream.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from model.constraints import Direction, Plan, grown, plan_for, stage_request
 from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
 from model.sampling import SampleJob
 from model.scoring import NameScore
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 # Fixed: a seeded request's names depend on it. Small, so that a request's jobs fit in
 # the room a step has left (they start whole) and it refills as its rows end.
 CHUNK_ROWS = 16
+
+Finished = tuple[list[list[int]], list[float], Direction]  # a job's ids, logprobs, network
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,11 @@ def job_seed(seed: int, index: int) -> int:
 
 def generate_work(req: GenerateRequest, mean_length: float) -> float:
     """Expected row-steps: rows (a filtered request's first guess) times the steps of a
-    name of the corpus's mean length, within the request's lengths."""
-    steps = min(max(mean_length, req.min_length, len(req.prefix)), req.max_length) + 1
-    return _first_rows(req) * steps
+    name of the corpus's mean length, within the request's lengths (twice for names
+    grown from a substring: the forward stage runs the backward one's characters again)."""
+    texts = max(len(req.prefix), len(req.ends_with), len(req.contains))
+    steps = min(max(mean_length, req.min_length, texts), req.max_length) + 1
+    return _first_rows(req) * steps * (1 if req.implied_contains else 2)
 
 
 def score_work(names: Sequence[str]) -> float:
@@ -80,21 +88,29 @@ class GenerateRun(Run):
     def __init__(self, engine: Engine, req: GenerateRequest, deadline: float | None = None):
         super().__init__(generate_work(req, engine.mean_length), deadline)
         self.engine, self.req = engine, req
-        self.prefix = tuple(engine.vocab.encode(req.prefix))
+        for text in (req.prefix, req.ends_with, req.contains):
+            engine.vocab.encode(text)  # raises UnknownCharacterError
+        if req.backward and engine.backward is None:
+            field = "ends_with" if req.ends_with else "contains"
+            raise ValueError(f"{field} needs a checkpoint with a backward network")
         self.labels = engine.label_ids(req.labels)
+        self.plan: Plan | None = None  # at the first job, on the thread that runs the model
         self.seed = (
             req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         )
         self.budget = req.n * engine.budget_factor + 100 if req.filtered else req.n
         self.size = min(_first_rows(req), CHUNK_ROWS)  # rows per job (the last may have fewer)
         self.started = 0  # jobs started
-        self.handles: dict[int, int] = {}  # batch handle of each job running, by index
-        self.finished: dict[int, tuple[list[list[int]], list[float]]] = {}  # not yet taken
+        # (network, batch handle) of each job running, by index
+        self.handles: dict[int, tuple[Direction, int]] = {}
+        self.generators: dict[int, torch.Generator] = {}  # of jobs with a stage to come
+        self.finished: dict[int, Finished] = {}  # not yet taken
         self.taken = 0  # jobs taken, in order
         self.found: list[GeneratedName] = []
         self.seen: set[str] = set()
         self.sampled = 0
-        self.idle = 0  # jobs in a row that found nothing
+        self.passed = 0  # names that met the text constraints
+        self.idle = 0  # jobs in a row that found nothing new (of names that met them)
 
     @property
     def done(self) -> bool:
@@ -114,30 +130,58 @@ class GenerateRun(Run):
         # more than it has taken so far (or four jobs), so that the jobs dropped when the
         # filters stop finding names cost at most as much as the ones taken
         ahead = planned - self.sampled
-        wanted = math.ceil((self.req.n - len(self.found)) * 1.2) + 8
+        rate = (self.passed + 1) / (self.sampled + 1)  # of names meeting the constraints
+        wanted = math.ceil((self.req.n - len(self.found)) * 1.2 / rate) + 8
         return ahead < min(wanted, max(self.sampled, 4 * self.size))
 
-    def next_job(self) -> tuple[int, SampleJob]:
-        index = self.started
+    def the_plan(self) -> Plan:
+        if self.plan is None:  # one small pass of each network, when ends_with has a prefix
+            engine = self.engine
+            self.plan = plan_for(self.req, engine.vocab, engine.model, engine.backward, self.labels)
+        return self.plan
+
+    def next_job(self) -> tuple[int, Direction, SampleJob]:
+        """The next job's index, its network and the job."""
+        plan, index = self.the_plan(), self.started
         rows = min(self.size, self.budget - index * self.size)
         generator = torch.Generator(device=self.engine.device)
         generator.manual_seed(job_seed(self.seed, index))
+        if plan.grow:
+            self.generators[index] = generator
         self.started += 1
-        return index, SampleJob(rows, self.req, self.prefix, generator, self.labels)
+        request = stage_request(plan, self.req)
+        return index, plan.direction, SampleJob(rows, request, plan.forced, generator, self.labels)
 
-    def take(self, index: int, ids: list[list[int]], logprobs: list[float]) -> None:
-        """A job's names; taken in index order."""
-        self.finished[index] = (ids, logprobs)
+    def take(
+        self,
+        index: int,
+        ids: list[list[int]],
+        logprobs: list[float],
+        direction: Direction = "forward",
+    ) -> SampleJob | None:
+        """A job's names (ids as its network sampled them; logprobs the forward network's,
+        rescored for the backward network's names that meet the constraints); taken in
+        index order. The backward stage of a name grown from a substring returns instead
+        the forward stage that continues its names, on the job's random stream."""
+        if direction == "backward" and self.the_plan().grow:
+            generator = self.generators.pop(index)
+            return SampleJob(len(ids), self.req, (), generator, self.labels, grown(ids))
+        self.finished[index] = (ids, logprobs, direction)
         while self.taken in self.finished and not self.done:
             self._take(*self.finished.pop(self.taken))
             self.taken += 1
+        return None
 
-    def _take(self, ids: list[list[int]], logprobs: list[float]) -> None:
+    def _take(self, ids: list[list[int]], logprobs: list[float], direction: Direction) -> None:
         req, vocab, corpus = self.req, self.engine.vocab, self.engine.corpus_names
+        plan = self.the_plan()
         self.sampled += len(ids)
-        before = len(self.found)
+        before, passed = len(self.found), 0
         for row, logprob in zip(ids, logprobs, strict=True):
-            name = vocab.decode(row)
+            name = plan.decode(vocab, row, direction)
+            if not plan.accepts(name):
+                continue
+            passed += 1
             in_corpus = name in corpus
             if (req.exclude_existing and in_corpus) or (req.unique and name in self.seen):
                 continue
@@ -145,7 +189,9 @@ class GenerateRun(Run):
             self.found.append(GeneratedName(name, logprob, in_corpus))
             if len(self.found) == req.n:
                 break
-        self.idle = self.idle + 1 if len(self.found) == before else 0
+        self.passed += passed
+        if passed:  # a job whose names all failed the constraints says nothing of the filters
+            self.idle = self.idle + 1 if len(self.found) == before else 0
 
     def result(self) -> GenerateResult:
         complete = len(self.found) == self.req.n
@@ -191,58 +237,3 @@ class ScoreRun(Run):
     def result(self) -> list[ScoredName]:
         corpus = self.engine.corpus_names
         return [ScoredName(s, s.name in corpus) for s in self.scores]
-
-
-class Speed:
-    """A step's time as overhead + rows * per_row, learnt from the steps run (moving
-    averages: the machine's load changes)."""
-
-    def __init__(self) -> None:
-        self.overhead = 0.0  # seconds a step costs whatever its rows
-        self.per_row = 0.0  # and each row; 0 until measured
-        self.score_overhead = 0.0  # seconds a piece of score work costs whatever its size
-        self.per_position = 0.0  # and each position (a name's character or its end)
-        self.generate_share = 2 / 3  # of a step's time, when it runs both kinds of work
-        self.busy = 1.0  # share of the time between steps that they work
-        self.turn = self.worked = 0.0  # when the last step began, what it worked
-
-    def observe(self, rows: int, seconds: float) -> None:
-        if rows <= 4:  # the overhead is most of it
-            self.overhead = seconds if not self.overhead else 0.9 * self.overhead + 0.1 * seconds
-        elif rows >= 32:
-            per_row = max(seconds - self.overhead, seconds / 4) / rows
-            self.per_row = per_row if not self.per_row else 0.9 * self.per_row + 0.1 * per_row
-
-    def observe_turn(self, now: float, busy: bool) -> None:
-        """A step starts at `now`; `busy`: there was work since the last one began."""
-        if busy and self.turn:
-            share = min(self.worked / (now - self.turn), 1.0)
-            self.busy = 0.95 * self.busy + 0.05 * share
-        self.turn, self.worked = now, 0.0
-
-    def observe_share(self, generating: float, scoring: float) -> None:
-        """A step that had both kinds of work: so many seconds of each."""
-        share = generating / (generating + scoring)
-        self.generate_share = 0.95 * self.generate_share + 0.05 * share
-
-    def observe_score(self, positions: int, seconds: float) -> None:
-        """A piece of score work."""
-        if positions <= 16:  # the overhead is most of it
-            rate = self.score_overhead
-            self.score_overhead = seconds if not rate else 0.9 * rate + 0.1 * seconds
-        else:
-            per_position = max(seconds - self.score_overhead, seconds / 4) / positions
-            rate = self.per_position
-            self.per_position = per_position if not rate else 0.9 * rate + 0.1 * per_position
-
-    def positions_within(self, seconds: float) -> int:
-        """How many positions a piece of score work of `seconds` can run (64 at least)."""
-        if not self.per_position:
-            return 1 << 30
-        return max(64, int((seconds - self.score_overhead) / self.per_position))
-
-    def rows_within(self, seconds: float) -> int:
-        """How many rows a step of `seconds` can run (16 at least)."""
-        if not self.per_row:
-            return 1 << 30
-        return max(16, int((seconds - self.overhead) / self.per_row))

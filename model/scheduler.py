@@ -1,6 +1,7 @@
 """Continuous batching: every admitted request advances one step at a time, together.
 
-Generate requests (model/runs.py) run as jobs in one Batch (model/sampling.py); jobs
+Generate requests (model/runs.py) run as jobs in one Batch (model/sampling.py) per
+network (forward, and backward for endings and substrings, both stepped together); jobs
 start while a step has room, fairly: requests with the fewest rows running go first, so a
 one-name request joins at the next step however large the others are. A step's room is
 what fits in a time (`step_s`) at the speed measured. A score request runs between steps,
@@ -17,14 +18,18 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from model.runs import GenerateRun, ScoreRun, Speed
+from model.constraints import Direction, rescore
+from model.runs import GenerateRun, ScoreRun
 from model.sampling import Batch, SampleJob
 from model.scoring import score_names
+from model.speed import Speed
 
 if TYPE_CHECKING:
     from model.engine import Engine
 
 UNLIMITED_PIECE = 16_384  # positions of a score piece without a row limit (memory)
+# a job that ended: its run, index, network, ids and log-probabilities
+Ended = tuple[GenerateRun, int, Direction, list[list[int]], list[float]]
 
 
 class Scheduler:
@@ -44,10 +49,12 @@ class Scheduler:
     ) -> None:
         self.engine, self.max_runs = engine, max_runs
         self.max_rows, self.step_s = max_rows, step_s
-        self.batch = Batch(engine.net)
+        self.batch = Batch(engine.net)  # the forward network's rows
+        self.backward = None if engine.backward_net is None else Batch(engine.backward_net)
         self.runs: list[GenerateRun | ScoreRun] = []  # being served, oldest first
         self.waiting: deque[GenerateRun | ScoreRun] = deque()
-        self.jobs: dict[int, tuple[GenerateRun, int]] = {}  # batch handle: run, job index
+        # (network, batch handle) of each job running: its run and job index
+        self.jobs: dict[tuple[Direction, int], tuple[GenerateRun, int]] = {}
         self.speed = Speed()
         self.generating = self.scoring = 0  # requests of each kind being served
         self.turn = 0  # of the score requests, whose piece runs next
@@ -70,6 +77,19 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self.runs) + len(self.waiting)
 
+    def batches(self) -> list[tuple[Direction, Batch]]:
+        both: list[tuple[Direction, Batch]] = [("forward", self.batch)]
+        return both if self.backward is None else [*both, ("backward", self.backward)]
+
+    def rows(self) -> int:
+        """Rows running, in every network."""
+        return sum(len(batch) for _, batch in self.batches())
+
+    def _batch(self, direction: Direction) -> Batch:
+        if direction == "forward" or self.backward is None:
+            return self.batch
+        return self.backward
+
     def add(self, run: GenerateRun | ScoreRun) -> None:
         self.waiting.append(run)
 
@@ -85,16 +105,22 @@ class Scheduler:
             self.runs.append(self.waiting.popleft())
         scoring = [run for run in self.runs if isinstance(run, ScoreRun)]
         self._start_jobs(reserve=bool(scoring))
-        rows = len(self.batch)
+        rows = self.rows()
         if before is not None:
             before(rows)
-        shares = [(run, self.batch.alive(handle)) for handle, (run, _) in self.jobs.items()]
-        ended = [(*self.jobs.pop(handle), ids, lps) for handle, ids, lps in self.batch.step()]
-        for run, index, *_ in ended:
-            del run.handles[index]
-        for run, index, ids, lps in ended:
+        shares = [(run, self._batch(d).alive(h)) for (d, h), (run, _) in self.jobs.items()]
+        ended: list[Ended] = []
+        for direction, batch in self.batches():
+            for handle, ids, lps in batch.step():
+                run, index = self.jobs.pop((direction, handle))
+                del run.handles[index]
+                ended.append((run, index, direction, ids, lps))
+        self._rescore(ended)
+        for run, index, direction, ids, lps in ended:
             if run in self.runs:
-                run.take(index, ids, lps)
+                follow = run.take(index, ids, lps, direction)
+                if follow is not None and not run.done:  # a name grown on
+                    self._add(run, index, "forward", follow)
                 if run.done:
                     finished.append(self._finish(run))
         generating = time.perf_counter() - started
@@ -130,6 +156,21 @@ class Scheduler:
         self.generating = sum(isinstance(run, GenerateRun) for run in self.runs)
         self.scoring = len(self.runs) - self.generating
         return finished
+
+    def _rescore(self, ended: list[Ended]) -> None:
+        """Names the backward network found get the forward network's log-probs, in one
+        pass (a grown name's backward stage needs none: its forward stage has them)."""
+        picks = [
+            i
+            for i, (run, _, direction, _, _) in enumerate(ended)
+            if direction == "backward" and run in self.runs and not run.the_plan().grow
+        ]
+        jobs = [(ended[i][0].the_plan(), ended[i][0].labels, ended[i][3]) for i in picks]
+        for i, logprobs in zip(
+            picks, rescore(self.engine.model, self.engine.vocab, jobs), strict=True
+        ):
+            run, index, direction, ids, _ = ended[i]
+            ended[i] = (run, index, direction, ids, logprobs)
 
     def share(self, score: bool) -> float:
         """The share of the time that the model works on generate (or score) requests
@@ -213,10 +254,12 @@ class Scheduler:
         if not runs:
             return
         limit = self.limit or 1 << 62
-        room = (limit // 2 if reserve else limit) - len(self.batch)
-        running = {id(run): sum(self.batch.alive(h) for h in run.handles.values()) for run in runs}
+        room = (limit // 2 if reserve else limit) - self.rows()
+        running = {
+            id(run): sum(self._batch(d).alive(h) for d, h in run.handles.values()) for run in runs
+        }
         runs.sort(key=lambda run: running[id(run)])  # stable: older first among equals
-        new: list[tuple[GenerateRun, int, SampleJob]] = []
+        new: list[tuple[GenerateRun, int, Direction, SampleJob]] = []
         while runs:
             for run in runs:
                 size = min(run.size, run.budget - run.started * run.size)
@@ -227,18 +270,22 @@ class Scheduler:
                     room -= size
                     running[id(run)] += size
             runs = [run for run in runs if run.wants_job() and run.size <= room]
-        self.batch.reserve(sum(job.n for *_, job in new))
-        for run, index, job in new:
-            handle = self.batch.add(job)
-            run.handles[index] = handle
-            self.jobs[handle] = (run, index)
+        for direction, batch in self.batches():
+            batch.reserve(sum(job.n for _, _, d, job in new if d == direction))
+        for run, index, direction, job in new:
+            self._add(run, index, direction, job)
+
+    def _add(self, run: GenerateRun, index: int, direction: Direction, job: SampleJob) -> None:
+        handle = self._batch(direction).add(job)
+        run.handles[index] = (direction, handle)
+        self.jobs[direction, handle] = (run, index)
 
     def _finish(self, run: GenerateRun | ScoreRun) -> GenerateRun | ScoreRun:
         """Take `run` out, with whatever jobs of it still run."""
         if isinstance(run, GenerateRun):
-            for handle in run.handles.values():
-                self.batch.cancel(handle)
-                del self.jobs[handle]
+            for direction, handle in run.handles.values():
+                self._batch(direction).cancel(handle)
+                del self.jobs[direction, handle]
             run.handles.clear()
         if run in self.runs:
             self.runs.remove(run)
