@@ -92,7 +92,7 @@ def logprobs_of_ids(
     starts = torch.cumsum(lengths, 0) - lengths
     out = torch.empty(len(rows))
     order = torch.argsort(lengths, stable=True)
-    for part in order.split(chunk):
+    for part in torch.split(order, chunk):
         n = lengths[part]
         T = int(n.max()) + 1
         which = torch.repeat_interleave(torch.arange(len(part)), n)
