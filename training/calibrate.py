@@ -29,6 +29,7 @@ from model.checkpoint import load_checkpoint, save_checkpoint
 from model.labels import LabelSpace, PriorKind
 from model.posterior import Hypotheses, fit_temperature, label_logprobs
 from model.wavenet import WaveNet
+from training.config import oriented
 from training.corpus import Corpus, Row, load_corpus
 from training.data import split_names
 from training.labelled import split_rows
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     config = checkpoint.meta["training"]["config"]
     corpus = load_corpus(config["corpus"], lowercase=config["lowercase"])
     rows = validation_rows(corpus, config["split_seed"])
+    rows = [(oriented(n, checkpoint.direction), v, c) for n, v, c in rows]  # as it reads them
     labels, report = calibrate(checkpoint.model, checkpoint.vocab, checkpoint.labels, rows)
     meta = {**checkpoint.meta, "calibration": report}
     save_checkpoint(

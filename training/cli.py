@@ -25,6 +25,9 @@ HELP = {
     "keep_duplicates": "keep repeated names (the lecture does, on names.txt)",
     "split_seed": "seed of the 80/10/10 shuffle split (the lecture's is 42); a labelled "
     "corpus is split by distinct name",
+    "direction": "forward reads names left to right; backward trains the same model on "
+    "reversed names (same split, same labels), for ends_with and contains once combined "
+    "with a forward checkpoint by python -m training.combine",
     "row_weights": "labelled corpora: draw (name, labels) rows uniformly, or in proportion "
     "to log(1 + count)",
     "label_dropout": "labelled corpora: chance that each label of a training row is "

@@ -26,6 +26,14 @@ BatchUnit = Literal["names", "windows", "packed"]
 # Labelled corpora: draw each (name, labels) row alike, or in proportion to log(1 + count),
 # so common names come up more often without the commonest drowning out the rest.
 RowWeights = Literal["uniform", "log_count"]
+# "backward": the network reads names right to left (trained on reversed names, the same
+# split by name and the same labels), for ends_with and contains (model/constraints.py).
+Direction = Literal["forward", "backward"]
+
+
+def oriented(name: str, direction: str) -> str:
+    """A name as a network of `direction` reads it: reversed for "backward"."""
+    return name[::-1] if direction == "backward" else name
 
 
 @dataclass
@@ -39,6 +47,7 @@ class TrainConfig:
     on_bad: OnBad = "error"
     keep_duplicates: bool = False  # the lecture's names.txt repeats 2,539 names and keeps them
     split_seed: int = 42
+    direction: Direction = "forward"
     # labelled corpora (CSV): the rows' weights, and the chance that each label of a
     # training row is replaced by "unknown" (so one model takes any subset of labels)
     row_weights: RowWeights = "uniform"

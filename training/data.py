@@ -19,7 +19,7 @@ from model import IGNORE_INDEX, Vocab, WaveNet
 from model.labels import LabelSpace
 from model.registry import LanguageModel
 from model.scoring import encode_names
-from training.config import TrainConfig
+from training.config import TrainConfig, oriented
 from training.corpus import Corpus, load_corpus
 from training.labelled import encode_rows, label_space, split_rows
 
@@ -196,7 +196,9 @@ class Splits:
 
 
 def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Corpus, Vocab, Splits]:
-    """The corpus, its vocabulary (or `cfg.vocab`) and the encoded splits, on `device`."""
+    """The corpus, its vocabulary (or `cfg.vocab`) and the encoded splits, on `device`.
+    The split is by name, whatever the direction; a backward run encodes the names
+    reversed."""
     corpus = load_corpus(
         cfg.corpus,
         lowercase=cfg.lowercase,
@@ -212,11 +214,13 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Corpus, Vocab,
     if corpus.labels is not None and corpus.labels.columns:
         rows = split_rows(corpus.labels, (train, val, test))
         space = label_space(corpus.labels, rows[0])  # priors from the training part
+        rows = [[(oriented(n, cfg.direction), v, c) for n, v, c in part] for part in rows]
         train_e, val_e, test_e = (EncodedNames(*encode_rows(r, vocab, space)) for r in rows)
         sizes.update({f"{k}_rows": len(r) for k, r in zip(sizes, rows, strict=True)})
         splits = Splits(train_e.to(device), val_e.to(device), test_e.to(device), sizes, space)
         return corpus, vocab, splits
-    train_e, val_e, test_e = (EncodedNames.build(s, vocab).to(device) for s in (train, val, test))
+    parts = [[oriented(n, cfg.direction) for n in part] for part in (train, val, test)]
+    train_e, val_e, test_e = (EncodedNames.build(s, vocab).to(device) for s in parts)
     return corpus, vocab, Splits(train_e, val_e, test_e, sizes)
 
 

@@ -29,7 +29,7 @@ from model.registry import LanguageModel, build_model
 from training import distributed, health
 from training.averaging import WeightAverage
 from training.calibrate import calibrate, validation_rows
-from training.config import TrainConfig
+from training.config import TrainConfig, oriented
 from training.corpus import Corpus
 from training.data import Batch, Batches, Splits, evaluate, forward, prepare_data
 from training.diagnostics import Diagnostics
@@ -77,6 +77,7 @@ def run_record(cfg: TrainConfig, corpus: Corpus, data: Splits) -> dict[str, Any]
     if Path(sys.argv[0]).parent.name == "training":
         command = "python -m training " + shlex.join(sys.argv[1:])
     return {
+        "direction": cfg.direction,
         "training": {"config": cfg.to_dict(), "command": command},
         "corpus": {"path": str(cfg.corpus), **corpus.fingerprint()},
         "split": {"seed": cfg.split_seed, **data.sizes},
@@ -273,6 +274,7 @@ def finish(
             "test_loss_unlabeled": evaluate(best, data.test, labels=False),
         }
         rows = validation_rows(corpus, record["split"]["seed"])
+        rows = [(oriented(n, record["direction"]), v, c) for n, v, c in rows]
         labels, meta["calibration"] = calibrate(best, vocab, labels, rows)
     metrics = {
         "train_loss": evaluate(best, train_rows),
