@@ -159,6 +159,12 @@ class BatchingWorker:
             GenerateRun(self.engine, GenerateRequest(n=n, seed=0)) for n in (1, 1, full, full, 1)
         ]
         long_name, short_name = self.engine.vocab.chars[-1] * 32, self.engine.vocab.chars[-1]
+        if self.engine.backward is not None:  # its first steps too
+            ending = self.engine.vocab.chars[-1]
+            runs += [
+                GenerateRun(self.engine, GenerateRequest(n=n, seed=0, ends_with=ending))
+                for n in (1, full)
+            ]
         runs += [ScoreRun(self.engine, [short_name]) for _ in range(3)]  # the overhead
         runs += [ScoreRun(self.engine, [long_name] * 64) for _ in range(2)]
         for run in runs:

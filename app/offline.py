@@ -59,10 +59,7 @@ def generate(engine: Engine, settings: Settings, req: GenerateRequest) -> Genera
         problems.append(("n", f"must be at most {settings.max_n}"))
     if req.max_length > settings.max_length_limit:
         problems.append(("max_length", f"must be at most {settings.max_length_limit}"))
-    try:
-        engine.vocab.encode(req.prefix)
-    except UnknownCharacterError as e:
-        problems.append(("prefix", f"character {e.char!r} is not in the model's vocabulary"))
+    problems += engine.request_problems(req)
     problems += label_problems(engine.checkpoint.labels, req.labels)
     if problems:
         raise Refused(problems)

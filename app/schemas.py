@@ -189,6 +189,13 @@ class ModelOut(BaseModel):
     metrics: dict[str, Any]
     training: dict[str, Any]
     device: str
+    directions: list[str] = Field(
+        description="the networks it holds: forward (left to right), and backward (right to "
+        "left), which ends_with and contains need"
+    )
+    backward: dict[str, Any] | None = Field(
+        None, description="the backward network: its config, parameters, metrics and training"
+    )
     labels: LabelsOut | None = Field(
         description="a conditional checkpoint's label columns (null for one without labels)"
     )

@@ -9,7 +9,6 @@ from app.errors import FieldErrors
 from app.labels import label_problems
 from app.schemas import ERROR_RESPONSES, GenerateOut
 from app.security import API_KEY_SECURITY
-from model import UnknownCharacterError
 from model.request import GenerateRequest, GenerateResult
 
 router = APIRouter(tags=["names"])
@@ -24,7 +23,9 @@ router = APIRouter(tags=["names"])
 )
 async def generate(body: GenerateRequest, service: ServiceDep, request: Request) -> Response:
     """Sample `n` names in one batch. Every name comes with its log-probability under the
-    model at temperature 1, the same figure /score gives for it."""
+    (forward) model at temperature 1, the same figure /score gives for it. `ends_with`
+    and `contains` need a checkpoint with a backward network (GET /model lists its
+    directions); the request schema says what distribution each constraint samples."""
     engine, settings = service.engine, service.settings
     # what depends on this server's settings and model, checked before the request can
     # join (and so fail) a batch
@@ -33,10 +34,7 @@ async def generate(body: GenerateRequest, service: ServiceDep, request: Request)
         problems.append(("n", f"must be at most {settings.max_n}"))
     if body.max_length > settings.max_length_limit:
         problems.append(("max_length", f"must be at most {settings.max_length_limit}"))
-    try:
-        engine.vocab.encode(body.prefix)
-    except UnknownCharacterError as e:
-        problems.append(("prefix", f"character {e.char!r} is not in the model's vocabulary"))
+    problems += engine.request_problems(body)
     problems += label_problems(engine.checkpoint.labels, body.labels)
     if problems:
         raise FieldErrors(problems)

@@ -1,3 +1,5 @@
+from typing import Any
+
 from fastapi import APIRouter
 
 from app.deps import ServiceDep
@@ -35,6 +37,19 @@ def labels_out(checkpoint: Checkpoint) -> LabelsOut | None:
     )
 
 
+def backward_out(meta: dict[str, Any]) -> dict[str, Any] | None:
+    second = meta.get("backward")
+    if second is None:
+        return None
+    return {
+        "fingerprint": second["file"]["sha256"],
+        "num_params": second.get("num_params"),
+        "config": second.get("model_config"),
+        "metrics": second.get("metrics", {}),
+        "training": second.get("training", {}),
+    }
+
+
 @router.get(
     "/model",
     response_model=ModelOut,
@@ -56,5 +71,7 @@ async def model_info(service: ServiceDep) -> ModelOut:
         metrics=meta.get("metrics", {}),
         training=meta.get("training", {}),
         device=str(engine.device),
+        directions=engine.checkpoint.directions,
+        backward=backward_out(meta),
         labels=labels_out(engine.checkpoint),
     )
