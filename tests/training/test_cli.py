@@ -23,7 +23,7 @@ from training.cli import NOT_FLAGS, config_from_args
 from training.config import TrainConfig
 
 SHIPPED = REPO / "checkpoints" / "default"
-NEW_OPTIONS = {"row_weights": "uniform", "label_dropout": 0.15}  # since issue 18
+NEW_OPTIONS = {"row_weights": "uniform", "label_dropout": 0.15, "direction": "forward"}  # 18, 19
 
 
 def parse(*argv: str) -> TrainConfig:
