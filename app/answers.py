@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 INLINE_VALUES = 3_000  # answers of up to this many values are built on the event loop
@@ -41,3 +42,10 @@ async def json_answer(build: Callable[[], dict[str, Any]], items: str, values: i
         return Response(encode(build(), items), media_type="application/json")
 
     return answer() if values <= INLINE_VALUES else await run_in_threadpool(answer)
+
+
+def json_response(body: BaseModel) -> Response:
+    """`body` as JSON, straight from pydantic. The routes keep `response_model` for the
+    schema; returning the model itself would have FastAPI dump, re-validate and encode it
+    again on every request."""
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from model.request import MAX_LABELS, Labels, StopReason
@@ -213,10 +212,3 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         504: "not done within the time limit",
     }.items()
 }
-
-
-def json_response(body: BaseModel) -> Response:
-    """`body` as JSON, straight from pydantic. The routes keep `response_model` for the
-    schema; returning the model itself would have FastAPI dump, re-validate and encode it
-    again on every request."""
-    return Response(body.model_dump_json(), media_type="application/json")

@@ -5,11 +5,12 @@ training calibrated on validation names."""
 from fastapi import APIRouter, HTTPException, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.answers import json_response
 from app.deps import ServiceDep
 from app.errors import FieldErrors
 from app.labels import NO_LABELS
 from app.routers.score import name_problems
-from app.schemas import ERROR_RESPONSES, ErrorOut, InferOut, InferRequest, json_response
+from app.schemas import ERROR_RESPONSES, ErrorOut, InferOut, InferRequest
 from app.security import API_KEY_SECURITY
 from app.service import Service
 from model.labels import LabelSpace
