@@ -10,12 +10,13 @@ import torch.nn.functional as F
 
 from model import Vocab, WaveNet, WaveNetConfig
 from model.checkpoint import Checkpoint
+from model.controls import filter_logits
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
 from model.labels import LabelError, LabelSpace
 from model.request import GenerateRequest
 from model.runs import GenerateRun
-from model.sampling import Batch, SampleJob, filter_logits, sample, sample_jobs
+from model.sampling import Batch, SampleJob, sample, sample_jobs
 from model.scheduler import Scheduler
 from model.scoring import score_names
 from tests.model.test_wavenet import OPTION_CONFIGS, option_model
