@@ -114,6 +114,7 @@ class BatchingWorker:
         batching: bool = True,
         max_rows: int = 1024,
         step_s: float | None = None,
+        lone_step_s: float | None = None,
         threads: int = 1,
         large_batch_threads: int = 1,
         large_batch_rows: int = 1_000,
@@ -121,7 +122,11 @@ class BatchingWorker:
     ) -> None:
         self.engine = engine
         self.scheduler = Scheduler(
-            engine, max_rows=max_rows, step_s=step_s, max_runs=None if batching else 1
+            engine,
+            max_rows=max_rows,
+            step_s=step_s,
+            lone_step_s=lone_step_s,
+            max_runs=None if batching else 1,
         )
         # torch intra-op threads: few for small steps, whose ops are too short to share
         # out, more for large ones (set on the inference thread: the setting is per thread)
@@ -251,6 +256,7 @@ class BatchingWorker:
                     self.engine,
                     max_rows=scheduler.max_rows,
                     step_s=scheduler.step_s,
+                    lone_step_s=scheduler.lone_step_s,
                     max_runs=scheduler.max_runs,
                 )
                 fresh.speed = scheduler.speed

@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         le=1_000,
         description="time one step of the model aims at (names beyond wait for the next)",
     )
+    # A request served alone takes longer steps: fewer of them, each cheaper per name
+    # (10,000 names: about twice as fast as in 4 ms steps), and when another arrives its
+    # names beyond the shorter steps' room pause until there is room again.
+    lone_step_ms: float = Field(
+        25.0,
+        gt=0,
+        le=1_000,
+        description="time one step aims at while a single request is served",
+    )
     max_active_rows: int = Field(
         1_024, ge=64, description="names one step of the model works on at most"
     )

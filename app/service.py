@@ -47,6 +47,7 @@ def start_service(s: Settings, metrics: Metrics) -> Service:
         batching=s.batching,
         max_rows=s.max_active_rows,
         step_s=s.step_ms / 1000,
+        lone_step_s=s.lone_step_ms / 1000,
         threads=threads,
         large_batch_threads=s.large_batch_threads or TORCH_DEFAULT_THREADS,
         large_batch_rows=s.large_batch_rows,

@@ -68,6 +68,28 @@ class RowTable:
         self.live = keep
         self._views = None
 
+    def take_out(self, rows: list[int]) -> list[Tensor]:
+        """Copies of these rows (sorted indices below len), which leave the table: their
+        integers, floats and each part of their state, for `put_back`."""
+        at = torch.tensor(rows)
+        out = [table[at] for table in (self.ints, self.floats, *self.parts)]
+        self.remove(rows)
+        return out
+
+    def put_back(self, taken: list[Tensor], shift: int) -> None:
+        """Rows taken out, back at the end, `shift` steps of the batch's clock later: the
+        rings are indexed by the clock, so each moves on by as many slots."""
+        rows = len(taken[0])
+        self.reserve(self.live + rows)
+        new = slice(self.live, self.live + rows)
+        tables = (self.ints, self.floats, *self.parts)
+        rings = range(2, 2 + len(self.fresh.rings))  # (rows, span, width) each
+        for i, (table, part) in enumerate(zip(tables, taken, strict=True)):
+            ring = i in rings and part.shape[1] > 0
+            table[new] = torch.roll(part, shift % part.shape[1], dims=1) if ring else part
+        self.live += rows
+        self._views = None
+
     def views(self) -> Views:
         """Each column of the rows in use, and their network state, as views."""
         if self._views is None:

@@ -15,6 +15,7 @@ backward then forward, on the same random stream.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ import torch
 from model.constraints import Direction, Plan, grown, plan_for, stage_request
 from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
 from model.sampling import SampleJob
-from model.scoring import NameScore
+from model.scoring import NameScore, score_names
 
 if TYPE_CHECKING:
     from model.engine import Engine
@@ -237,3 +238,36 @@ class ScoreRun(Run):
     def result(self) -> list[ScoredName]:
         corpus = self.engine.corpus_names
         return [ScoredName(s, s.name in corpus) for s in self.scores]
+
+
+def score_piece(engine: Engine, runs: list[ScoreRun], positions: int, turn: int) -> int:
+    """One piece of score work of about `positions` (one name at least) for the
+    scheduler: names of each request in turn, the first one rotating with `turn`, scored
+    in one pass. Returns the positions run; each request is charged its share of the
+    time."""
+    pieces: list[tuple[ScoreRun, list[str]]] = []
+    longest = count = 0
+    for i in range(len(runs)):
+        run = runs[(turn + i) % len(runs)]
+        left = positions - count * longest
+        if run.handed == len(run.names) or (pieces and left <= 0):
+            continue
+        names = run.take_names(left)
+        pieces.append((run, names))
+        count += len(names)
+        longest = max(longest, *(len(n) + 1 for n in names))
+    if not pieces:
+        return 0
+    names = [n for _, part in pieces for n in part]
+    labels: list[tuple[int, ...]] | None = None
+    if pieces[0][0].labels is not None:  # a conditional model: every run has them
+        labels = [run.labels or () for run, part in pieces for _ in part]
+    started = time.perf_counter()
+    scores = score_names(engine.model, engine.vocab, names, labels, len(names))
+    seconds = time.perf_counter() - started
+    at = 0
+    for run, part in pieces:
+        run.scores += scores[at : at + len(part)]
+        run.seconds_done += seconds * len(part) / len(names)
+        at += len(part)
+    return len(names) * longest

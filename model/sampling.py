@@ -80,6 +80,8 @@ class Batch:
         self.rows = RowTable(net, 8, 2)
         self.arena = ResultArena(MAX_STEPS)
         self.jobs: dict[int, _Running] = {}  # by handle
+        # jobs taken out of the steps for a while: their rows, and the clock then
+        self.parked: dict[int, tuple[_Running, list[torch.Tensor], int]] = {}
         self.handles = Handles()
         # jobs that need work no other job needs, counted so that steps can skip it
         self.needs: Counter[str] = Counter()
@@ -88,7 +90,29 @@ class Batch:
         return len(self.rows)
 
     def alive(self, handle: int) -> int:
-        return self.jobs[handle].alive
+        """Rows of the job still sampling (0 while it is parked)."""
+        run = self.jobs.get(handle)
+        return 0 if run is None else run.alive
+
+    def park(self, handles: Sequence[int]) -> None:
+        """Take these jobs' rows out of the steps, state and all, until `resume`. A parked
+        job draws no random numbers, so its names are the same as if it had never paused."""
+        job = self.rows.views().ints[JOB]
+        wanted = torch.tensor(list(handles))
+        rows = torch.isin(job, wanted).nonzero().squeeze_(1)
+        taken = self.rows.take_out(rows.tolist())
+        owner = taken[0][:, JOB]
+        for handle in handles:
+            mine = (owner == handle).nonzero().squeeze_(1)
+            self.parked[handle] = (self.jobs.pop(handle), [t[mine] for t in taken], self.clock)
+
+    def resume(self, handle: int) -> None:
+        """Back into the steps, from the next one on, as if no step had passed."""
+        run, rows, parked_at = self.parked.pop(handle)
+        shift = self.clock - parked_at
+        self.rows.put_back(rows, shift)
+        run.start += shift
+        self.jobs[handle] = run
 
     def reserve(self, rows: int) -> None:
         """Room for `rows` more rows, before adding many jobs."""
@@ -124,8 +148,11 @@ class Batch:
 
     def cancel(self, handle: int) -> None:
         """Drop a job's rows; its results are lost."""
-        job = self.rows.views().ints[JOB]
-        self.rows.remove((job == handle).nonzero().squeeze_(1).tolist())
+        if handle in self.parked:
+            self.jobs[handle] = self.parked.pop(handle)[0]
+        else:
+            job = self.rows.views().ints[JOB]
+            self.rows.remove((job == handle).nonzero().squeeze_(1).tolist())
         self._release(handle)
 
     def step(self) -> list[tuple[int, list[list[int]], list[float]]]:

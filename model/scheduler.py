@@ -4,9 +4,12 @@ Generate requests (model/runs.py) run as jobs in one Batch (model/sampling.py) p
 network (forward, and backward for endings and substrings, both stepped together); jobs
 start while a step has room, fairly: requests with the fewest rows running go first, so a
 one-name request joins at the next step however large the others are. A step's room is
-what fits in a time (`step_s`) at the speed measured. A score request runs between steps,
-a piece at a time, its pieces bounded by the same room. Both keep a count of the work
-done for them (row-steps), for admission.
+what fits in a time (`step_s`) at the speed measured, or in a longer one (`lone_step_s`)
+while a single request is served: large steps waste less time per row, and nobody waits
+on them. When others arrive, the lone request's jobs beyond the room are parked (their
+rows keep their state, out of the steps) and resume as room frees. A score request runs
+between steps, a piece at a time, its pieces bounded by the same room. Both keep a count
+of the work done for them (row-steps), for admission.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from model.constraints import Direction, rescore
-from model.runs import GenerateRun, ScoreRun
+from model.parking import fit_rows, jobs_of
+from model.runs import GenerateRun, ScoreRun, score_piece
 from model.sampling import Batch, SampleJob
-from model.scoring import score_names
 from model.speed import Speed
 
 if TYPE_CHECKING:
@@ -45,10 +48,11 @@ class Scheduler:
         *,
         max_rows: int | None = None,
         step_s: float | None = None,
+        lone_step_s: float | None = None,
         max_runs: int | None = None,
     ) -> None:
         self.engine, self.max_runs = engine, max_runs
-        self.max_rows, self.step_s = max_rows, step_s
+        self.max_rows, self.step_s, self.lone_step_s = max_rows, step_s, lone_step_s
         self.batch = Batch(engine.net)  # the forward network's rows
         self.backward = None if engine.backward_net is None else Batch(engine.backward_net)
         self.runs: list[GenerateRun | ScoreRun] = []  # being served, oldest first
@@ -62,11 +66,22 @@ class Scheduler:
 
     @property
     def limit(self) -> int | None:
-        """The most rows a step runs now."""
+        """The most rows a step runs while several requests are served."""
         if self.step_s is None:
             return self.max_rows
         rows = self.speed.rows_within(self.step_s)
         return rows if self.max_rows is None else min(rows, self.max_rows)
+
+    @property
+    def alone(self) -> bool:
+        """A single request served, none waiting: its steps may be longer."""
+        return self.lone_step_s is not None and len(self.runs) == 1 and not self.waiting
+
+    def step_limit(self) -> int | None:
+        """The most rows this step runs."""
+        if self.alone and self.lone_step_s is not None:
+            return self.speed.rows_within(self.lone_step_s)
+        return self.limit
 
     @property
     def row_seconds(self) -> float:
@@ -104,7 +119,12 @@ class Scheduler:
         while self.waiting and (self.max_runs is None or len(self.runs) < self.max_runs):
             self.runs.append(self.waiting.popleft())
         scoring = [run for run in self.runs if isinstance(run, ScoreRun)]
-        self._start_jobs(reserve=bool(scoring))
+        limit = self.step_limit() or 1 << 62
+        if scoring:  # the piece of score work that follows takes the other half
+            limit //= 2
+        runs = [run for run in self.runs if isinstance(run, GenerateRun)]
+        room = limit - fit_rows(runs, self._batch, self.rows(), limit)
+        self._start_jobs(room)
         rows = self.rows()
         if before is not None:
             before(rows)
@@ -132,7 +152,8 @@ class Scheduler:
             # Score work gets a step's time, or half of it beside generation, on average:
             # a piece that took longer (a piece holds one name at least) is paid back by
             # the steps after it, which run none.
-            budget = (self.step_s or 0) / (2 if rows else 1)
+            alone = self.lone_step_s if self.alone else None
+            budget = (alone or self.step_s or 0) / (2 if rows else 1)
             seconds = 0.0
             if self.step_s is not None and rows and self.score_debt > 0:
                 self.score_debt -= budget
@@ -141,7 +162,8 @@ class Scheduler:
                 if self.step_s is not None:
                     positions = min(self.speed.positions_within(budget), positions)
                 started = time.perf_counter()
-                positions = self._score(scoring, positions)
+                self.turn += 1
+                positions = score_piece(self.engine, scoring, positions, self.turn)
                 seconds = time.perf_counter() - started
                 if positions:
                     self.speed.observe_score(positions, seconds)
@@ -183,38 +205,6 @@ class Scheduler:
             share = speed.generate_share if self.scoring else 1.0
         return share * speed.busy
 
-    def _score(self, runs: list[ScoreRun], positions: int) -> int:
-        """One piece of score work of about `positions` (one name at least): names of
-        each request in turn, the first one rotating from piece to piece, scored in one
-        pass. Returns the positions run; each request is charged its share of the time."""
-        self.turn += 1
-        pieces: list[tuple[ScoreRun, list[str]]] = []
-        longest = count = 0
-        for i in range(len(runs)):
-            run = runs[(self.turn + i) % len(runs)]
-            left = positions - count * longest
-            if run.handed == len(run.names) or (pieces and left <= 0):
-                continue
-            names = run.take_names(left)
-            pieces.append((run, names))
-            count += len(names)
-            longest = max(longest, *(len(n) + 1 for n in names))
-        if not pieces:
-            return 0
-        names = [n for _, part in pieces for n in part]
-        labels: list[tuple[int, ...]] | None = None
-        if pieces[0][0].labels is not None:  # a conditional model: every run has them
-            labels = [run.labels or () for run, part in pieces for _ in part]
-        started = time.perf_counter()
-        scores = score_names(self.engine.model, self.engine.vocab, names, labels, len(names))
-        seconds = time.perf_counter() - started
-        at = 0
-        for run, part in pieces:
-            run.scores += scores[at : at + len(part)]
-            run.seconds_done += seconds * len(part) / len(names)
-            at += len(part)
-        return len(names) * longest
-
     def estimate(self, run: GenerateRun | ScoreRun) -> float:
         """Sets and returns the model's time `run` is expected to take."""
         if isinstance(run, GenerateRun):
@@ -246,15 +236,18 @@ class Scheduler:
                 finished.append(self._finish(run))
         return finished
 
-    def _start_jobs(self, reserve: bool) -> None:
-        """Start jobs while there is room, fewest running rows first. With score work
-        waiting, generation takes half the rows and the piece of score work that follows
-        the other half (in positions)."""
-        runs = [run for run in self.runs if isinstance(run, GenerateRun) and run.wants_job()]
+    def _start_jobs(self, room: int) -> None:
+        """Start jobs while there is `room` (rows), fewest running rows first, for the
+        requests with no job parked."""
+        runs = [
+            run
+            for run in self.runs
+            if isinstance(run, GenerateRun)
+            and run.wants_job()
+            and not jobs_of(run, self._batch, parked=True)
+        ]
         if not runs:
             return
-        limit = self.limit or 1 << 62
-        room = (limit // 2 if reserve else limit) - self.rows()
         running = {
             id(run): sum(self._batch(d).alive(h) for d, h in run.handles.values()) for run in runs
         }
