@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # (10,000 names: about twice as fast as in 4 ms steps), and when another arrives its
     # names beyond the shorter steps' room pause until there is room again.
     lone_step_ms: float = Field(
-        25.0,
+        50.0,
         gt=0,
         le=1_000,
         description="time one step aims at while a single request is served",

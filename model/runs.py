@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from model.engine import Engine
 
 # Fixed: a seeded request's names depend on it. Small, so that a request's jobs fit in
-# the room a step has left (they start whole) and it refills as its rows end.
-CHUNK_ROWS = 16
+# the room a step has left (they start whole) and it refills as its rows end; not
+# smaller, since every job costs its own bookkeeping (10,000 names in jobs of 16: about
+# 25% slower than in one batch; in jobs of 64, as fast).
+CHUNK_ROWS = 64
 
 Finished = tuple[list[list[int]], list[float], Direction]  # a job's ids, logprobs, network
 

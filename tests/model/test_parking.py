@@ -9,7 +9,7 @@ import torch
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
 from model.request import GenerateRequest
-from model.runs import GenerateRun
+from model.runs import CHUNK_ROWS, GenerateRun
 from model.sampling import Batch, SampleJob, sample_jobs
 from model.scheduler import Scheduler
 from tests.model.test_conditioning import conditional
@@ -93,16 +93,17 @@ def run_to_end(scheduler: Scheduler, runs: list[GenerateRun], late: GenerateRun)
 
 def test_a_lone_request_takes_long_steps_and_parks_when_another_arrives() -> None:
     engine: Engine = engine_with_corpus(set())
-    heavy = GenerateRequest(n=400, seed=7, max_length=12)
+    heavy = GenerateRequest(n=10 * CHUNK_ROWS, seed=7, max_length=12)
     light = GenerateRequest(n=1, seed=8)
     alone = [engine.generate(heavy), engine.generate(light)]
     # the speed is not measured yet: a lone step has no limit, a shared one max_rows
-    scheduler = Scheduler(engine, max_rows=32, step_s=1.0, lone_step_s=1.0)
+    limit = 2 * CHUNK_ROWS
+    scheduler = Scheduler(engine, max_rows=limit, step_s=1.0, lone_step_s=1.0)
     runs = [GenerateRun(engine, heavy)]
     late = GenerateRun(engine, light)
     rows = run_to_end(scheduler, runs, late)
-    assert min(rows[:3]) > 300  # alone: far beyond the shared limit
-    assert rows[3] <= 32 + 16  # the light one in: parked down to the limit, plus its job
-    assert max(rows[4:]) > 300  # alone again once it is done: its jobs resumed
+    assert min(rows[:3]) > 3 * limit  # alone: far beyond the shared limit
+    assert rows[3] <= limit + 1  # the light one in: parked down to the limit, plus its row
+    assert max(rows[4:]) > 3 * limit  # alone again once it is done: its jobs resumed
     assert runs[0].result().names == alone[0].names  # nothing changed by the pause
     assert late.result().names == alone[1].names

@@ -15,7 +15,7 @@ from model.engine import Engine
 from model.incremental import IncrementalWaveNet
 from model.labels import LabelError, LabelSpace
 from model.request import GenerateRequest
-from model.runs import GenerateRun
+from model.runs import CHUNK_ROWS, GenerateRun
 from model.sampling import Batch, SampleJob, sample, sample_jobs
 from model.scheduler import Scheduler
 from model.scoring import score_names
@@ -294,7 +294,8 @@ def test_a_row_cap_changes_when_jobs_run_not_what_they_find() -> None:
         GenerateRequest(n=1, seed=3),
     ]
     free = engine.generate_many(reqs)
-    scheduler = Scheduler(engine, max_rows=32)  # two jobs at a time
+    cap = 2 * CHUNK_ROWS
+    scheduler = Scheduler(engine, max_rows=cap)  # two jobs at a time
     runs = [GenerateRun(engine, req) for req in reqs]
     for run in runs:
         scheduler.add(run)
@@ -302,7 +303,7 @@ def test_a_row_cap_changes_when_jobs_run_not_what_they_find() -> None:
     while len(scheduler):
         scheduler.step(lambda rows: None)
         most = max(most, len(scheduler.batch))
-    assert most <= 32 + 16 * len(reqs)  # and a job for a request with no rows running
+    assert most <= cap + CHUNK_ROWS * len(reqs)  # and a job for a request with no rows running
     for run, expected in zip(runs, free, strict=True):
         got = run.result()
         assert [g.name for g in got.names] == [g.name for g in expected.names]
