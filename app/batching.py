@@ -34,6 +34,7 @@ from model.engine import Engine, ScoredName
 from model.request import GenerateRequest, GenerateResult
 from model.runs import GenerateRun, ScoreRun
 from model.scheduler import Scheduler
+from model.speed import Speed
 
 log = logging.getLogger("namegen")
 
@@ -157,8 +158,18 @@ class BatchingWorker:
             await asyncio.get_running_loop().run_in_executor(None, self.thread.join)
 
     def warm_up(self) -> None:
-        """Run a few requests through the scheduler (before start): the first steps are
-        slow, and these measure the model's speed for admission and the step's size."""
+        """Run a few requests through the scheduler (before start), twice: the first
+        steps are slow (allocation, caches), so the first pass only warms up, and the
+        second measures the model's speed, for admission and the step's size."""
+        for measure in (False, True):
+            if measure:
+                self.scheduler.speed = Speed()
+            for run in self._warm_up_runs():
+                self.scheduler.add(run)
+                while len(self.scheduler):
+                    self.scheduler.step(self._set_threads)
+
+    def _warm_up_runs(self) -> list[GenerateRun | ScoreRun]:
         full = self.scheduler.max_rows or 1024
         runs: list[GenerateRun | ScoreRun] = [
             GenerateRun(self.engine, GenerateRequest(n=n, seed=0)) for n in (1, 1, full, full, 1)
@@ -172,10 +183,7 @@ class BatchingWorker:
             ]
         runs += [ScoreRun(self.engine, [short_name]) for _ in range(3)]  # the overhead
         runs += [ScoreRun(self.engine, [long_name] * 64) for _ in range(2)]
-        for run in runs:
-            self.scheduler.add(run)
-            while len(self.scheduler):
-                self.scheduler.step()
+        return runs
 
     @property
     def depth(self) -> int:
