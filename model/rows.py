@@ -25,6 +25,7 @@ class RowTable:
         self.net = net
         # a fresh row's state when it has no labels: the same for every row
         self.fresh = net.init_state(1)
+        self.fresh_by_labels: dict[tuple[int, ...], State] = {}  # of a row under labels
         self.ints = torch.zeros(0, int_columns, dtype=torch.long)
         self.floats = torch.zeros(0, float_columns)
         self.parts = [part.new_zeros(0, *part.shape[1:]) for part in _parts(self.fresh)]
@@ -34,18 +35,26 @@ class RowTable:
     def __len__(self) -> int:
         return self.live
 
-    def append(self, rows: int, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Room for `rows` more rows, their network state fresh (under `labels` (rows, L),
-        for a conditional model); returns their integers and floats (views) for the caller
-        to fill in."""
+    def append(self, rows: int, labels: tuple[int, ...] | None = None) -> tuple[Tensor, Tensor]:
+        """Room for `rows` more rows, their network state fresh (under label ids `labels`,
+        the same for every row, for a conditional model); returns their integers and
+        floats (views) for the caller to fill in."""
         self.reserve(self.live + rows)
         new = slice(self.live, self.live + rows)
-        state = self.fresh if labels is None else self.net.init_state(rows, labels)
+        state = self.fresh if labels is None else self._fresh_under(labels)
         for table, part in zip(self.parts, _parts(state), strict=True):
             table[new] = part  # one fresh row broadcasts
         self.live += rows
         self._views = None
         return self.ints[new], self.floats[new]
+
+    def _fresh_under(self, labels: tuple[int, ...]) -> State:
+        """A fresh row's state under these labels, computed once (label sets are few)."""
+        state = self.fresh_by_labels.get(labels)
+        if state is None:
+            ids = torch.tensor([labels], device=self.net.device)
+            state = self.fresh_by_labels[labels] = self.net.init_state(1, ids)
+        return state
 
     def reserve(self, rows: int) -> None:
         """Room for `rows` rows in all."""

@@ -132,8 +132,7 @@ class Batch:
                 rows[i, : len(prefix)] = torch.tensor(prefix, dtype=torch.long)
             self.arena.ids[base : base + m, : job.longest_prefix] = rows
         self.needs.update(_needs(job))
-        labels = None if job.labels is None else torch.tensor([job.labels]).expand(m, -1)
-        ints, floats = self.rows.append(m, None if labels is None else labels.to(net.device))
+        ints, floats = self.rows.append(m, job.labels)
         ints[:, TOKEN] = 0
         ints[:, POS] = 0
         ints[:, RESULT] = torch.arange(base, base + m)
