@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         description="time one step aims at while a single request is served",
     )
     max_active_rows: int = Field(
-        1_024, ge=64, description="names one step of the model works on at most"
+        4_096, ge=64, description="names one step of the model works on at most"
     )
     # 0 by default: requests that queue while the model is busy are merged anyway, and a
     # lone request waiting even 1 ms costs it about 2 ms (timer granularity)

@@ -28,11 +28,11 @@ class GenerateOut(BaseModel):
             "examples": [
                 {
                     "names": [
-                        {"name": "shree", "logprob": -10.8262, "in_corpus": True},
-                        {"name": "tanya", "logprob": -10.088, "in_corpus": True},
-                        {"name": "hessa", "logprob": -12.333, "in_corpus": False},
-                        {"name": "wyldon", "logprob": -12.244, "in_corpus": False},
-                        {"name": "harma", "logprob": -11.4562, "in_corpus": False},
+                        {"name": "shirley", "logprob": -8.73497, "in_corpus": True},
+                        {"name": "tanon", "logprob": -11.2981, "in_corpus": False},
+                        {"name": "hiric", "logprob": -15.08, "in_corpus": False},
+                        {"name": "tyren", "logprob": -9.47337, "in_corpus": True},
+                        {"name": "harre", "logprob": -12.1194, "in_corpus": False},
                     ],
                     "complete": True,  # (and "stopped": null, which the schema drops)
                     "sampled": 5,

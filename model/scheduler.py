@@ -80,7 +80,8 @@ class Scheduler:
     def step_limit(self) -> int | None:
         """The most rows this step runs."""
         if self.alone and self.lone_step_s is not None:
-            return self.speed.rows_within(self.lone_step_s)
+            rows = self.speed.rows_within(self.lone_step_s)
+            return rows if self.max_rows is None else min(rows, self.max_rows)
         return self.limit
 
     @property

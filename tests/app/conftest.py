@@ -15,6 +15,8 @@ from app.main import create_app
 from tests.conftest import REPO
 
 CHECKPOINT = REPO / "checkpoints" / "default"
+# the checkpoint shipped before labels came: no labels, one direction
+UNLABELLED = REPO / "checkpoints" / "babynames-2017"
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +45,24 @@ def api(request: pytest.FixtureRequest) -> Iterator[httpx.Client | TestClient]:
         yield request.getfixturevalue("client")
     else:
         with httpx.Client(base_url=request.getfixturevalue("server"), timeout=30) as c:
+            yield c
+
+
+@pytest.fixture(scope="session")
+def unlabelled_server() -> Iterator[str]:
+    """A real uvicorn process on a checkpoint without labels or a backward network."""
+    with LocalServer({"NAMEGEN_CHECKPOINT": str(UNLABELLED)}) as server:
+        yield server.base
+
+
+@pytest.fixture(params=["in_process", "uvicorn"])
+def unlabelled_api(request: pytest.FixtureRequest) -> Iterator[httpx.Client | TestClient]:
+    """The in-process app and the real server, on the unlabelled checkpoint."""
+    if request.param == "in_process":
+        with TestClient(create_app(Settings(checkpoint=UNLABELLED, device="cpu"))) as c:
+            yield c
+    else:
+        with httpx.Client(base_url=request.getfixturevalue("unlabelled_server"), timeout=30) as c:
             yield c
 
 

@@ -43,7 +43,10 @@ def fields(api: Client, path: str, **body: Any) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("path", ["/generate", "/score"])
-def test_a_checkpoint_without_labels_refuses_label_fields(api: Client, path: str) -> None:
+def test_a_checkpoint_without_labels_refuses_label_fields(
+    unlabelled_api: Client, path: str
+) -> None:
+    api = unlabelled_api
     body: dict[str, Any] = {"names": ["emma"]} if path == "/score" else {"n": 1}
     got = fields(api, path, **body, labels={"sex": "F"})
     assert got == {"labels": "this checkpoint has no labels"}
@@ -52,14 +55,14 @@ def test_a_checkpoint_without_labels_refuses_label_fields(api: Client, path: str
     assert api.post(path, json={**body, "labels": {}}).status_code == 200
 
 
-def test_model_without_labels_says_so_and_names_the_checkpoint(api: Client) -> None:
-    info = api.get("/model").json()
+def test_model_without_labels_says_so_and_names_the_checkpoint(unlabelled_api: Client) -> None:
+    info = unlabelled_api.get("/model").json()
     assert info["labels"] is None
-    assert info["checkpoint"] == "default"  # its name, not the server's path
+    assert info["checkpoint"] == "babynames-2017"  # its name, not the server's path
 
 
-def test_score_without_labels_says_none_were_used(api: Client) -> None:
-    assert post(api, "/score", names=["emma"])["labels"] == {}
+def test_score_without_labels_says_none_were_used(unlabelled_api: Client) -> None:
+    assert post(unlabelled_api, "/score", names=["emma"])["labels"] == {}
 
 
 # --- a conditional checkpoint ---

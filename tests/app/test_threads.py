@@ -44,7 +44,7 @@ def test_thread_count_follows_batch_size(
 ) -> None:
     client, seen = threads_seen
     assert client.post("/generate", json={"n": 3}).status_code == 200
-    assert {threads for rows, threads in seen} == {1}
+    assert {threads for rows, threads in seen if rows} == {1}
     assert client.post("/generate", json={"n": 600}).status_code == 200
     assert (512, 2) in seen  # full steps of the large request
-    assert all(threads == (2 if rows >= 500 else 1) for rows, threads in seen)
+    assert all(threads == (2 if rows >= 500 else 1) for rows, threads in seen if rows)

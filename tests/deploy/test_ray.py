@@ -2,7 +2,7 @@
 
 One local Ray for the module: 2 CPUs, no dashboard, every server on loopback
 (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 makes the node's address 127.0.0.1), Serve's proxy
-on a free port of 127.0.0.1. Two replicas of the shipped checkpoint answer the pinned
+on a free port of 127.0.0.1. Two replicas of a shipped checkpoint answer the pinned
 requests alike; one is killed under a loop of requests and Serve replaces it; a
 deployment that can hold one request refuses the rest with 429 at once.
 """
@@ -72,6 +72,8 @@ def base() -> Iterator[str]:
         mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # for the processes Ray starts
         mp.setattr(ray_constants, "ENABLE_RAY_CLUSTER", False)  # read at import, here too
         mp.setenv("NAMEGEN_DEVICE", "cpu")
+        # the pinned outputs are the checkpoint shipped before labels came
+        mp.setenv("NAMEGEN_CHECKPOINT", str(REPO / "checkpoints" / "babynames-2017"))
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:
             port = free_port()

@@ -96,9 +96,11 @@ def test_a_lone_request_takes_long_steps_and_parks_when_another_arrives() -> Non
     heavy = GenerateRequest(n=10 * CHUNK_ROWS, seed=7, max_length=12)
     light = GenerateRequest(n=1, seed=8)
     alone = [engine.generate(heavy), engine.generate(light)]
-    # the speed is not measured yet: a lone step has no limit, a shared one max_rows
     limit = 2 * CHUNK_ROWS
-    scheduler = Scheduler(engine, max_rows=limit, step_s=1.0, lone_step_s=1.0)
+    # a row-step takes 1 ms, as if measured: a shared step's room is `limit` rows, a lone
+    # one's ten times as many
+    scheduler = Scheduler(engine, step_s=limit / 1000, lone_step_s=10 * limit / 1000)
+    scheduler.speed.per_row = 1e-3
     runs = [GenerateRun(engine, heavy)]
     late = GenerateRun(engine, light)
     rows = run_to_end(scheduler, runs, late)
