@@ -161,8 +161,9 @@ def test_controls_are_what_the_api_offers(shipped_page: Watched) -> None:
     fields = schema["components"]["schemas"]["GenerateRequest"]["properties"]
     for control in CONTROLS:
         assert page.locator(f"#f-{control}").count() == (control in fields), control
-    assert page.locator("select").count() == 0  # the shipped checkpoint has no labels
-    assert page.locator("#infer-link").is_hidden()
+    columns = httpx.get(shipped_page.base + "/model").json()["labels"]["columns"]
+    assert page.locator("select").count() == len(columns) == 2  # sex and decade
+    assert page.locator("#infer-link").is_visible()
 
 
 def test_the_page_asks_for_an_api_key(browser: Any) -> None:
