@@ -13,7 +13,7 @@ from torch import Tensor
 
 from model.incremental import IncrementalWaveNet, State
 
-BLOCK_ROWS = 16  # the arena hands out rows in blocks this size (a job of the engine)
+BLOCK_ROWS = 16  # the arena hands out rows in blocks this size (a job: one or more)
 
 
 class RowTable:

@@ -67,22 +67,22 @@ class Scheduler:
     @property
     def limit(self) -> int | None:
         """The most rows a step runs while several requests are served."""
-        if self.step_s is None:
-            return self.max_rows
-        rows = self.speed.rows_within(self.step_s)
-        return rows if self.max_rows is None else min(rows, self.max_rows)
+        return self._rows_within(self.step_s)
 
     @property
     def alone(self) -> bool:
         """A single request served, none waiting: its steps may be longer."""
         return self.lone_step_s is not None and len(self.runs) == 1 and not self.waiting
 
-    def step_limit(self) -> int | None:
-        """The most rows this step runs."""
-        if self.alone and self.lone_step_s is not None:
-            rows = self.speed.rows_within(self.lone_step_s)
-            return rows if self.max_rows is None else min(rows, self.max_rows)
-        return self.limit
+    def step_seconds(self) -> float | None:
+        """The time this step aims at (None: no limit)."""
+        return self.lone_step_s if self.alone else self.step_s
+
+    def _rows_within(self, seconds: float | None) -> int | None:
+        if seconds is None:
+            return self.max_rows
+        rows = self.speed.rows_within(seconds)
+        return rows if self.max_rows is None else min(rows, self.max_rows)
 
     @property
     def row_seconds(self) -> float:
@@ -120,7 +120,7 @@ class Scheduler:
         while self.waiting and (self.max_runs is None or len(self.runs) < self.max_runs):
             self.runs.append(self.waiting.popleft())
         scoring = [run for run in self.runs if isinstance(run, ScoreRun)]
-        limit = self.step_limit() or 1 << 62
+        limit = self._rows_within(self.step_seconds()) or 1 << 62
         if scoring:  # the piece of score work that follows takes the other half
             limit //= 2
         runs = [run for run in self.runs if isinstance(run, GenerateRun)]
@@ -136,11 +136,10 @@ class Scheduler:
                 run, index = self.jobs.pop((direction, handle))
                 del run.handles[index]
                 ended.append((run, index, direction, ids, lps))
-        rescoring = time.perf_counter()
-        self._rescore(ended)
         # a step's time, for the speed: the rows' work, without the rescoring of names
         # that ended (one pass over whole names, whatever the step's rows)
-        stepping = time.perf_counter() - started - (time.perf_counter() - rescoring)
+        stepping = time.perf_counter() - started
+        self._rescore(ended)
         for run, index, direction, ids, lps in ended:
             if run in self.runs:
                 follow = run.take(index, ids, lps, direction)
@@ -157,8 +156,7 @@ class Scheduler:
             # Score work gets a step's time, or half of it beside generation, on average:
             # a piece that took longer (a piece holds one name at least) is paid back by
             # the steps after it, which run none.
-            alone = self.lone_step_s if self.alone else None
-            budget = (alone or self.step_s or 0) / (2 if rows else 1)
+            budget = (self.step_seconds() or 0) / (2 if rows else 1)
             seconds = 0.0
             if self.step_s is not None and rows and self.score_debt > 0:
                 self.score_debt -= budget
@@ -244,12 +242,13 @@ class Scheduler:
     def _start_jobs(self, room: int) -> None:
         """Start jobs while there is `room` (rows), fewest running rows first, for the
         requests with no job parked."""
+        parked = any(batch.parked for _, batch in self.batches())
         runs = [
             run
             for run in self.runs
             if isinstance(run, GenerateRun)
             and run.wants_job()
-            and not jobs_of(run, self._batch, parked=True)
+            and not (parked and jobs_of(run, self._batch, parked=True))
         ]
         if not runs:
             return

@@ -6,10 +6,7 @@ whose second network is broken keeps the server from starting."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +21,7 @@ from hypothesis import strategies as st
 from app.config import Settings
 from app.local_server import LocalServer
 from app.main import create_app
-from tests.conftest import REPO
+from tests.app.test_faults import launcher_refusal
 from tests.training import both_directions
 
 Client = httpx.Client | TestClient
@@ -173,16 +170,5 @@ def test_a_broken_second_network_keeps_the_server_from_starting(
     shutil.copytree(both_checkpoint, path)
     weights = path / json.loads((path / "meta.json").read_text())["backward"]["file"]["path"]
     weights.write_bytes(weights.read_bytes()[:1000])
-    env = {**os.environ, "NAMEGEN_CHECKPOINT": str(path)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "app", "--port", "1"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("namegen: cannot start:")
+    line = launcher_refusal(path)
     assert f"backward network file {weights.name} is truncated or corrupted" in line

@@ -43,9 +43,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("how", list(CASES))
-def test_launcher_refuses_broken_checkpoint(tmp_path: Path, how: str) -> None:
-    env = {**os.environ, "NAMEGEN_CHECKPOINT": str(broken_copy(tmp_path, how))}
+def launcher_refusal(checkpoint: Path) -> str:
+    """The one line `python -m app` exits 1 with on a checkpoint it cannot serve."""
+    env = {**os.environ, "NAMEGEN_CHECKPOINT": str(checkpoint)}
     proc = subprocess.run(
         [sys.executable, "-m", "app", "--port", "1"],
         cwd=REPO,
@@ -57,7 +57,12 @@ def test_launcher_refuses_broken_checkpoint(tmp_path: Path, how: str) -> None:
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("namegen: cannot start:")
-    assert CASES[how] in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("how", list(CASES))
+def test_launcher_refuses_broken_checkpoint(tmp_path: Path, how: str) -> None:
+    assert CASES[how] in launcher_refusal(broken_copy(tmp_path, how))
 
 
 def test_plain_uvicorn_also_exits_nonzero(tmp_path: Path) -> None:
