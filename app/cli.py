@@ -20,6 +20,7 @@ import sys
 import types
 import typing
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -129,19 +130,35 @@ def _names(args: Sequence[str]) -> list[str]:
     return names
 
 
-def _load(checkpoint: str | None) -> tuple[Engine, Settings]:
+# checkpoints the keeper (app/keeper.py) holds: directory -> (its files' stamp, engine)
+_kept: dict[Path, tuple[list[tuple[str, int, int]], Engine]] = {}
+
+
+def _stamp(directory: Path) -> list[tuple[str, int, int]]:
+    """Name, size and change time of each file: a retrained checkpoint is loaded again."""
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir())
+
+
+def load(checkpoint: str | None, keep: bool = False) -> tuple[Engine, Settings]:
     from app.config import Settings
     from model.checkpoint import CheckpointError
     from model.engine import Engine
 
     settings = Settings() if checkpoint is None else Settings(checkpoint=checkpoint)
     try:
-        return Engine.load(settings.checkpoint, device="cpu"), settings
+        directory = settings.checkpoint.resolve()
+        stamp = _stamp(directory) if keep else []
+        if keep and directory in _kept and _kept[directory][0] == stamp:
+            return _kept[directory][1], settings
+        engine = Engine.load(settings.checkpoint, device="cpu")
     except (CheckpointError, OSError) as e:
         raise UsageError(f"{PROG}: --checkpoint: {e}") from None
+    if keep:
+        _kept[directory] = (stamp, engine)
+    return engine, settings
 
 
-def _run(args: argparse.Namespace) -> BaseModel:
+def _run(args: argparse.Namespace, keep: bool) -> BaseModel:
     from pydantic import ValidationError
 
     from app import offline
@@ -159,10 +176,10 @@ def _run(args: argparse.Namespace) -> BaseModel:
                 req = GenerateRequest.model_validate({**given, "labels": _label_dict(args.labels)})
             except ValidationError as e:
                 raise offline.Refused(offline.validation_problems(e)) from None
-            engine, settings = _load(args.checkpoint)
+            engine, settings = load(args.checkpoint, keep)
             return offline.generate(engine, settings, req)
         names = _names(args.names)
-        engine, settings = _load(args.checkpoint)
+        engine, settings = load(args.checkpoint, keep)
         if args.command == "score":
             return offline.score(engine, settings, names, _label_dict(args.labels))
         return offline.infer(engine, settings, names)
@@ -170,7 +187,22 @@ def _run(args: argparse.Namespace) -> BaseModel:
         raise UsageError(f"{PROG} {args.command}: {e}") from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def console() -> int:
+    """The `namegen` command: answered by a warm keeper when one runs (app/keeper.py),
+    else here, leaving one behind for the next command."""
+    from app import keeper
+
+    argv = sys.argv[1:]
+    code = keeper.ask(argv)
+    if code is None:
+        code = main(argv)
+        if code == 0:
+            keeper.start(argv)
+    return code
+
+
+def main(argv: Sequence[str] | None = None, keep_loaded: bool = False) -> int:
+    """Run one command; `keep_loaded` holds its checkpoint for the next (the keeper's)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
     try:
@@ -180,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser(None).print_help()
             return 2
-        out = _run(args)
+        out = _run(args, keep_loaded)
     except UsageError as e:
         print(str(e).splitlines()[0], file=sys.stderr)
         return 2
@@ -213,4 +245,4 @@ def _delegate(command: str, rest: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(console())

@@ -58,7 +58,7 @@ def post(base: str, path: str, body: dict[str, Any]) -> Any:
 
 def test_namegen_is_the_package_command() -> None:
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["namegen"] == "app.cli:main"
+    assert scripts["namegen"] == "app.cli:console"
 
 
 def test_generate_json_is_the_api_answer(capsys: pytest.CaptureFixture[str], server: str) -> None:
