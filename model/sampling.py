@@ -50,6 +50,10 @@ class SampleJob:
 
 # Columns of a row's integers and of its floats (the network state follows the floats).
 TOKEN, POS, RESULT, JOB, TOP_K, MIN_LEN, MAX_LEN, PREFIX_LEN = range(8)
+DEAD = -1  # the job of a row whose name ended
+# Dead rows are swept out once there are this many and they are a quarter of the table:
+# stepping a few dead rows costs less than a sweep, which moves rows in every state table
+SWEEP_ROWS = 32
 TEMPERATURE, TOP_P = range(2)
 
 
@@ -65,9 +69,12 @@ class _Running:
 class Batch:
     """Rows of any number of jobs, each row at its own position, stepped together.
 
-    A row whose name ends leaves the table at once, so a step costs only the rows that
-    run; a job's rows leave their characters and log-probabilities in the results arena,
-    where the job finds them when its last row ends.
+    A row whose name ends is marked dead (its job -1, its results going to a trash row of
+    the arena) and swept out of the table once there are SWEEP_ROWS of them and they are
+    a quarter of the rows: a sweep moves rows in every state table, which costs more than
+    stepping a few dead rows (n = 100 sampled 11% slower sweeping at every end). A job's
+    rows leave their characters and log-probabilities in the results arena, where the job
+    finds them when its last row ends.
 
     The network's rings are indexed by the batch's clock, not by each row's position: a
     fresh row's rings hold its pad value in every slot (incremental.State.cat), so a row
@@ -83,10 +90,19 @@ class Batch:
         # jobs taken out of the steps for a while: their rows, and the clock then
         self.parked: dict[int, tuple[_Running, list[torch.Tensor], int]] = {}
         self.handles = Handles()
+        self.dead = 0  # rows of the table whose names ended, not yet swept out
+        self.trash = self.arena.allocate(1)  # where dead rows write
+        self.arena.uniform[self.trash] = 0.5  # and read a number any control can use
         # jobs that need work no other job needs, counted so that steps can skip it
         self.needs: Counter[str] = Counter()
 
     def __len__(self) -> int:
+        """Rows still sampling."""
+        return len(self.rows) - self.dead
+
+    @property
+    def stepped(self) -> int:
+        """Rows a step computes: those sampling and the dead ones not yet swept."""
         return len(self.rows)
 
     def alive(self, handle: int) -> int:
@@ -194,7 +210,11 @@ class Batch:
         token.copy_(nxt)
         pos += 1
         self.clock += 1
-        ended = (nxt == 0).nonzero().squeeze_(1)
+        stop = nxt == 0
+        if self.dead:  # dead rows end whenever they like, and must not outgrow the arena
+            stop &= job >= 0
+            pos.clamp_(max=MAX_STEPS - 1)
+        ended = stop.nonzero().squeeze_(1)
         if not len(ended):
             return []
         finished = []
@@ -203,8 +223,23 @@ class Batch:
             run.alive -= rows
             if run.alive == 0:
                 finished.append(handle)
-        self.rows.remove(ended.tolist())
+        job[ended] = DEAD
+        result[ended] = self.trash
+        self.dead += len(ended)
+        if self.dead == len(self.rows) or (
+            self.dead >= SWEEP_ROWS and 4 * self.dead >= len(self.rows)
+        ):
+            self._sweep()
         return [(handle, *self._results(handle)) for handle in finished]
+
+    def _sweep(self) -> None:
+        """Dead rows out of the table."""
+        if self.dead < len(self.rows):
+            job = self.rows.views().ints[JOB]
+            self.rows.remove((job == DEAD).nonzero().squeeze_(1).tolist())
+        else:
+            self.rows.remove(list(range(len(self.rows))))
+        self.dead = 0
 
     def _release(self, handle: int) -> None:
         run = self.jobs.pop(handle)

@@ -127,6 +127,7 @@ class Scheduler:
         room = limit - fit_rows(runs, self._batch, self.rows(), limit)
         self._start_jobs(room)
         rows = self.rows()
+        stepped = sum(batch.stepped for _, batch in self.batches())  # dead rows too
         if before is not None:
             before(rows)
         shares = [(run, self._batch(d).alive(h)) for (d, h), (run, _) in self.jobs.items()]
@@ -149,7 +150,7 @@ class Scheduler:
                     finished.append(self._finish(run))
         generating = time.perf_counter() - started
         if rows:
-            self.speed.observe(rows, stepping)
+            self.speed.observe(stepped, stepping)
             for run, alive in shares:  # each its rows' share of the step
                 run.seconds_done += generating * alive / rows
         if scoring:
@@ -185,6 +186,8 @@ class Scheduler:
     def _rescore(self, ended: list[Ended]) -> None:
         """Names the backward network found get the forward network's log-probs, in one
         pass (a grown name's backward stage needs none: its forward stage has them)."""
+        if self.backward is None or not ended:
+            return
         picks = [
             i
             for i, (run, _, direction, _, _) in enumerate(ended)
