@@ -10,6 +10,7 @@ checkpoint, in one run:
   posterior puts closer to the asked decade than to the other.
 
     python benchmarks/labels.py [--checkpoint DIR] [--n N] [--decades 1920 2010]
+                                [--guidance W]   (the request's; its default when not given)
 
 Last line: `labels: sex_infer=<f> sex_corpus=<f> decade_corpus=<f> decade_infer=<f>`.
 """
@@ -45,8 +46,11 @@ def read_corpus(path: Path) -> tuple[dict[str, dict[str, int]], dict[str, set[st
     return births, decades
 
 
-def names_for(engine: Engine, n: int, labels: dict[str, str], seed: int) -> list[str]:
-    result = engine.generate(GenerateRequest(n=n, seed=seed, labels=labels))
+def names_for(
+    engine: Engine, n: int, labels: dict[str, str], seed: int, guidance: float | None
+) -> list[str]:
+    more = {} if guidance is None else {"guidance": guidance}
+    result = engine.generate(GenerateRequest(n=n, seed=seed, labels=labels, **more))
     return [g.name for g in result.names]
 
 
@@ -56,6 +60,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=CORPUS)
     parser.add_argument("--n", type=int, default=1000, help="names per label asked")
     parser.add_argument("--decades", nargs=2, default=["1920", "2010"])
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance weight")
     args = parser.parse_args()
     engine = Engine.load(args.checkpoint, "cpu")
     space = engine.checkpoint.labels
@@ -65,7 +70,7 @@ def main() -> None:
 
     agree_infer = agree_corpus = in_corpus = total = 0
     for seed, sex in enumerate(("F", "M")):
-        names = names_for(engine, args.n, {"sex": sex}, seed)
+        names = names_for(engine, args.n, {"sex": sex}, seed, args.guidance)
         posts = infer_labels(engine.model, engine.vocab, space, names)
         hits = sum(p.columns["sex"].best == sex for p in posts)
         known = [name for name in names if name in births]
@@ -81,7 +86,7 @@ def main() -> None:
     a, b = args.decades
     decade_corpus = decade_infer = decade_known = decade_total = 0
     for seed, (asked, other) in enumerate(((a, b), (b, a)), start=2):
-        names = names_for(engine, args.n, {"decade": asked}, seed)
+        names = names_for(engine, args.n, {"decade": asked}, seed, args.guidance)
         posts = infer_labels(engine.model, engine.vocab, space, names)
         closer = sum(
             p.columns["decade"].probs[asked] > p.columns["decade"].probs[other] for p in posts

@@ -97,6 +97,9 @@ class GenerateRun(Run):
             field = "ends_with" if req.ends_with else "contains"
             raise ValueError(f"{field} needs a checkpoint with a backward network")
         self.labels = engine.label_ids(req.labels)
+        # a guided name takes two rows, its own and its twin's with the labels unknown
+        self.rows_per_name = 2 if self.labels and any(self.labels) and req.guidance != 1 else 1
+        self.units *= self.rows_per_name
         self.plan: Plan | None = None  # at the first job, on the thread that runs the model
         self.seed = (
             req.seed if req.seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())

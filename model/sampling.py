@@ -49,12 +49,23 @@ class SampleJob:
 
 
 # Columns of a row's integers and of its floats (the network state follows the floats).
-TOKEN, POS, RESULT, JOB, TOP_K, MIN_LEN, MAX_LEN, PREFIX_LEN = range(8)
+# READ: the arena row a row reads its random numbers and forced characters from (its own,
+# RESULT, but for a guidance twin, whose RESULT is the trash row); GUIDE: its part in
+# classifier-free guidance.
+TOKEN, POS, RESULT, JOB, TOP_K, MIN_LEN, MAX_LEN, PREFIX_LEN, READ, GUIDE = range(10)
+UNGUIDED, GUIDED, TWIN = range(3)  # GUIDE: a guided row, and its twin with labels unknown
 DEAD = -1  # the job of a row whose name ended
 # Dead rows are swept out once there are this many and they are a quarter of the table:
 # stepping a few dead rows costs less than a sweep, which moves rows in every state table
 SWEEP_ROWS = 32
-TEMPERATURE, TOP_P = range(2)
+TEMPERATURE, TOP_P, GUIDANCE = range(3)
+
+
+def guided(job: SampleJob) -> bool:
+    """Sampled with classifier-free guidance: each row has a twin with the labels unknown,
+    stepped beside it; the row samples from u + w (c - u) (c its logits, u its twin's,
+    w the request's guidance) and the twin follows with the same character."""
+    return job.labels is not None and any(job.labels) and job.request.guidance != 1
 
 
 @dataclass
@@ -84,7 +95,7 @@ class Batch:
     def __init__(self, net: IncrementalWaveNet) -> None:
         self.net = net
         self.clock = 0
-        self.rows = RowTable(net, 8, 2)
+        self.rows = RowTable(net, 10, 3)
         self.arena = ResultArena(MAX_STEPS)
         self.jobs: dict[int, _Running] = {}  # by handle
         # jobs taken out of the steps for a while: their rows, and the clock then
@@ -148,6 +159,8 @@ class Batch:
                 rows[i, : len(prefix)] = torch.tensor(prefix, dtype=torch.long)
             self.arena.ids[base : base + m, : job.longest_prefix] = rows
         self.needs.update(_needs(job))
+        twins = guided(job)
+        first = len(self.rows)
         ints, floats = self.rows.append(m, job.labels)
         ints[:, TOKEN] = 0
         ints[:, POS] = 0
@@ -157,8 +170,18 @@ class Batch:
         ints[:, MIN_LEN] = req.min_length
         ints[:, MAX_LEN] = req.max_length
         ints[:, PREFIX_LEN] = torch.tensor([len(prefix) for prefix in prefixes])
+        ints[:, READ] = ints[:, RESULT]
+        ints[:, GUIDE] = GUIDED if twins else UNGUIDED
         floats[:, TEMPERATURE] = req.temperature
         floats[:, TOP_P] = req.top_p if req.top_p is not None else 1.0
+        floats[:, GUIDANCE] = req.guidance
+        if twins:  # the same rows with the labels unknown, writing to the trash row
+            twin_ints, twin_floats = self.rows.append(m, None)
+            twin_ints.copy_(self.rows.ints[first : first + m])
+            twin_floats.copy_(self.rows.floats[first : first + m])
+            twin_ints[:, RESULT] = self.trash
+            twin_ints[:, GUIDE] = TWIN
+            self.jobs[handle].alive = 2 * m
         return handle
 
     def cancel(self, handle: int) -> None:
@@ -177,7 +200,8 @@ class Batch:
         if not len(self.rows):
             return []
         views, arena, clock = self.rows.views(), self.arena, self.clock
-        token, pos, result, job, top_k, min_len, max_len, prefix_len = views.ints
+        token, pos, result, job, top_k, min_len, max_len, prefix_len, read, guide = views.ints
+        temperature, top_p, guidance = views.floats
         logits = self.net.step(token, views.state, clock)  # (B, V)
         early = late = prefixed = False  # rows before min_length, at max_length, in a prefix
         for run in self.jobs.values():
@@ -186,11 +210,11 @@ class Batch:
             early = early or age < req.min_length
             late = late or age >= req.max_length
             prefixed = prefixed or age < run.forced
-        logp = F.log_softmax(logits, dim=-1)
+        logp = F.log_softmax(logits, dim=-1)  # under the labels: what a name's logprob sums
+        needs = self.needs
+        pairs = _guide(logits, read, guide, guidance) if needs["guided"] else None
         if early:  # no end before min_length
             logits[:, 0].masked_fill_(pos < min_len, float("-inf"))
-        temperature, top_p = views.floats
-        needs = self.needs
         controls = Controls(
             temperature,
             top_k,
@@ -199,9 +223,12 @@ class Batch:
             needs["filter"] > 0,
             needs["greedy"] > 0,
         )
-        nxt = choose(logits, arena.uniform[result], controls)
+        nxt = choose(logits, arena.uniform[read], controls)
+        if pairs is not None:  # a twin follows its row
+            leaders, twins = pairs
+            nxt[twins] = nxt[leaders]
         if prefixed:  # forced prefix characters
-            ahead = arena.ids[result, pos.clamp(max=MAX_STEPS - 1)]
+            ahead = arena.ids[read, pos.clamp(max=MAX_STEPS - 1)]
             nxt = torch.where(pos < prefix_len, ahead, nxt)
         if late:  # the end is forced at max_length
             nxt.masked_fill_(pos >= max_len, 0)
@@ -225,6 +252,8 @@ class Batch:
                 finished.append(handle)
         job[ended] = DEAD
         result[ended] = self.trash
+        read[ended] = self.trash
+        guide[ended] = UNGUIDED
         self.dead += len(ended)
         if self.dead == len(self.rows) or (
             self.dead >= SWEEP_ROWS and 4 * self.dead >= len(self.rows)
@@ -254,11 +283,26 @@ class Batch:
         return results
 
 
+def _guide(
+    logits: torch.Tensor, read: torch.Tensor, guide: torch.Tensor, guidance: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Guided rows' logits become u + w (c - u), in place; returns the guided rows and
+    their twins, in pairs (a row and its twin read the same arena row)."""
+    rows = (guide == GUIDED).nonzero().squeeze_(1)
+    twins = (guide == TWIN).nonzero().squeeze_(1)
+    rows, twins = rows[read[rows].argsort()], twins[read[twins].argsort()]
+    c, u = logits[rows], logits[twins]  # (G, V) each
+    logits.index_copy_(0, rows, torch.lerp(u, c, guidance[rows, None]))
+    return rows, twins
+
+
 def _needs(job: SampleJob) -> list[str]:
     """The work only some jobs need: prefixes, temperatures other than 0 and 1, greedy
-    rows (temperature 0 in float32), top-k or top-p."""
+    rows (temperature 0 in float32), top-k or top-p, guidance."""
     req = job.request
     needs = ["prefix"] if job.longest_prefix else []
+    if guided(job):
+        needs.append("guided")
     if req.temperature not in (0, 1):
         needs.append("temperature")
     if torch.tensor(req.temperature, dtype=torch.float32) == 0:

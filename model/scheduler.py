@@ -262,16 +262,16 @@ class Scheduler:
         new: list[tuple[GenerateRun, int, Direction, SampleJob]] = []
         while runs:
             for run in runs:
-                size = min(run.size, run.budget - run.started * run.size)
+                size = min(run.size, run.budget - run.started * run.size) * run.rows_per_name
                 # a request with no rows running starts a job whatever the room: every
                 # request admitted moves on at every step
                 if size <= room or not running[id(run)]:
                     new.append((run, *run.next_job()))
                     room -= size
                     running[id(run)] += size
-            runs = [run for run in runs if run.wants_job() and run.size <= room]
+            runs = [r for r in runs if r.wants_job() and r.size * r.rows_per_name <= room]
         for direction, batch in self.batches():
-            batch.reserve(sum(job.n for _, _, d, job in new if d == direction))
+            batch.reserve(sum(job.n * 2 for _, _, d, job in new if d == direction))
         for run, index, direction, job in new:
             self._add(run, index, direction, job)
 
