@@ -82,7 +82,8 @@ DEFAULT_GUIDANCE = 3.0
 
 class GenerateRequest(BaseModel):
     """What each text constraint samples (names come from the sampling distribution:
-    the model's at the request's temperature, top-k and top-p, under its labels):
+    the model's at the request's temperature, top-k and top-p, under its labels and
+    guided towards them by `guidance`):
 
     - `prefix`: the forward (left-to-right) model continuing the prefix.
     - `ends_with`: the backward (right-to-left) model continuing the reversed ending, so
