@@ -31,9 +31,11 @@ async function start() {
   $('#download-results').addEventListener('click', () => download('namegen-names.csv', toCsv(state.results)));
   $('#download-shortlist').addEventListener('click', () => download('namegen-shortlist.csv', toCsv(shortlist.items)));
   $('#clear-shortlist').addEventListener('click', () => { shortlist.clear(); drawResults(); status('Shortlist cleared'); });
-  const temperature = $('#f-temperature');
-  const shown = () => { $('#o-temperature').value = Number(temperature.value).toFixed(2); };
-  temperature.addEventListener('input', shown);
+  const ranges = [['temperature', 2], ['guidance', 1]].filter(([name]) => $(`#f-${name}`));
+  const shown = () => {
+    for (const [name, digits] of ranges) $(`#o-${name}`).value = Number($(`#f-${name}`).value).toFixed(digits);
+  };
+  for (const [name] of ranges) $(`#f-${name}`).addEventListener('input', shown);
   if (fromUrl()) generate(); // a link to a result repeats it
   shown();
   document.body.dataset.ready = 'true';
@@ -60,6 +62,7 @@ function offerControls(model, schema) {
       if (t.maxLength !== undefined) input.maxLength = t.maxLength;
     }
   }
+  if (!model.labels) $('[data-field="guidance"]')?.remove(); // nothing to guide towards
   if (!$('.more .field')) $('.more').remove();
   if (props.labels && model.labels) {
     state.columns = model.labels.columns;

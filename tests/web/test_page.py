@@ -20,7 +20,7 @@ expect = pytest.importorskip("playwright.sync_api").expect
 # the page's controls, each shown exactly when /generate takes its field
 CONTROLS = (
     "n", "prefix", "ends_with", "contains", "min_length", "max_length", "temperature",
-    "exclude_existing", "unique", "seed", "top_k", "top_p",
+    "guidance", "exclude_existing", "unique", "seed", "top_k", "top_p",
 )  # fmt: skip
 
 
@@ -65,6 +65,22 @@ def test_generated_names_obey_the_controls(shipped_page: Watched) -> None:
     for i, g in enumerate(again):
         shown = float(meters.nth(i).get_attribute("value"))
         assert math.isclose(shown, g["logprob"] / (len(g["name"]) + 1), rel_tol=1e-6)
+
+
+def test_names_for_labels_with_their_guidance(shipped_page: Watched) -> None:
+    page = shipped_page.page
+    shipped_page.goto()
+    page.fill("#f-n", "5")
+    page.select_option("#f-labels-sex", "F")
+    page.select_option("#f-labels-decade", "1920")
+    page.fill("#f-guidance", "2.5")
+    expect(page.locator("#o-guidance")).to_have_text("2.5")
+    with page.expect_request(lambda r: r.url.endswith("/generate")) as sent:
+        out = generated(page)
+    body = sent.value.post_data_json
+    assert body["labels"] == {"sex": "F", "decade": "1920"} and body["guidance"] == 2.5
+    again = api(shipped_page.base, "/generate", {**body, "seed": out["seed"]})["names"]
+    assert shown_names(page) == [g["name"] for g in again]
 
 
 def test_a_link_repeats_the_result(shipped_page: Watched, browser: Any) -> None:
