@@ -128,12 +128,15 @@ def start(argv: list[str]) -> None:
 def _answer(message: dict[str, Any]) -> dict[str, Any]:
     from app import cli
 
+    argv = [str(a) for a in message["argv"]]
+    if not argv or argv[0] not in KEPT_COMMANDS:  # serve and train are never run here
+        return {"code": 2, "out": "", "err": f"{cli.PROG}: the keeper runs only {KEPT_COMMANDS}\n"}
     out, err = io.StringIO(), io.StringIO()
     os.chdir(message["cwd"])  # relative --checkpoint paths mean the caller's folder
     sys.stdin = io.StringIO(message["stdin"] or "")
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = cli.main([str(a) for a in message["argv"]], keep_loaded=True)
+            code = cli.main(argv, keep_loaded=True)
         except SystemExit as e:  # --help
             code = e.code if isinstance(e.code, int) else 0
     return {"code": code, "out": out.getvalue(), "err": err.getvalue()}

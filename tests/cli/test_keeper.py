@@ -104,6 +104,8 @@ def test_bad_input_through_the_keeper_exits_2_with_one_line(env: dict[str, str])
     assert bad.stderr.count("\n") == 1 and "'em1ma' has a character outside" in bad.stderr
     helped = ask_directly(path, ["generate", "--help"])
     assert helped["code"] == 0 and "--ends_with" in str(helped["out"])
+    refused = ask_directly(path, ["train", "--corpus", "x", "--out", "y"])
+    assert refused["code"] == 2 and "only" in str(refused["err"])
 
 
 def test_a_retrained_checkpoint_is_loaded_again(env: dict[str, str], tmp_path: Path) -> None:
