@@ -168,7 +168,9 @@ def serve(checkpoint: str | None) -> None:
         return
     from app import cli
 
-    with contextlib.suppress(cli.UsageError):  # commands that come meanwhile wait for it
+    # commands that come meanwhile wait for it; one that fails to load is loaded (and its
+    # error reported) by the command that asks for it
+    with contextlib.suppress(Exception):
         cli.load(checkpoint, keep=True)
     server.settimeout(keep_seconds())
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # leave through `finally`

@@ -116,6 +116,7 @@ def test_a_retrained_checkpoint_is_loaded_again(env: dict[str, str], tmp_path: P
     before = namegen(env, *argv)
     wait_for(lambda: sockets(folder))
     (path,) = sockets(folder)
+    assert ask_directly(path, argv)["out"] == before.stdout  # loaded: now retrain it
     shutil.rmtree(copy)
     shutil.copytree(REPO / "checkpoints" / "default", copy)  # "retrained" in place
     after = ask_directly(path, argv)
