@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from model.constraints import Direction, Plan, grown, plan_for, stage_request
+from model.jobs import SampleJob
 from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
-from model.sampling import SampleJob
 from model.scoring import NameScore, score_names
 
 if TYPE_CHECKING:

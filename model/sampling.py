@@ -1,7 +1,7 @@
-"""A sample job (n names under one request's controls, model/controls.py), and a batch
-of rows stepping through the cached network (model/incremental.py) together, each at its
-own position: rows join at any step and leave as soon as their name ends (continuous
-batching).
+"""A batch of rows, the rows of sample jobs (model/jobs.py), stepping through the cached
+network (model/incremental.py) together, each at its own position: rows join at any step
+and leave when their name ends (continuous batching); guided rows bring their twins
+(model/guidance.py).
 
 The engine moves ids; names and characters live in `Vocab`. Randomness comes from an
 explicit `torch.Generator` per job, and each row of a job draws one uniform number per
@@ -19,33 +19,13 @@ import torch
 import torch.nn.functional as F
 
 from model.controls import Controls, choose
+from model.guidance import GUIDED, TWIN, UNGUIDED, guide_logits, guided
 from model.incremental import IncrementalWaveNet
+from model.jobs import SampleJob, needs_of
 from model.request import HARD_MAX_LENGTH, GenerateRequest
 from model.rows import Handles, ResultArena, RowTable
 
 MAX_STEPS = HARD_MAX_LENGTH + 1  # a name's characters, then its end
-
-
-@dataclass(frozen=True)
-class SampleJob:
-    """n names with the controls of `request`, from one random stream. The sampler moves
-    ids: `prefix` is the ids every row starts with (the request's prefix encoded, or its
-    ending reversed for a backward network), `labels` its label ids (a conditional
-    model's; None: unknown); `row_prefixes`, when given, one prefix per row instead.
-    (`request.n` is the engine's business: it serves a request as one or more jobs.)"""
-
-    n: int
-    request: GenerateRequest
-    prefix: tuple[int, ...]
-    generator: torch.Generator
-    labels: tuple[int, ...] | None = None
-    row_prefixes: tuple[tuple[int, ...], ...] | None = None
-
-    @property
-    def longest_prefix(self) -> int:
-        if self.row_prefixes is None:
-            return len(self.prefix)
-        return max(map(len, self.row_prefixes), default=0)
 
 
 # Columns of a row's integers and of its floats (the network state follows the floats).
@@ -53,19 +33,11 @@ class SampleJob:
 # RESULT, but for a guidance twin, whose RESULT is the trash row); GUIDE: its part in
 # classifier-free guidance.
 TOKEN, POS, RESULT, JOB, TOP_K, MIN_LEN, MAX_LEN, PREFIX_LEN, READ, GUIDE = range(10)
-UNGUIDED, GUIDED, TWIN = range(3)  # GUIDE: a guided row, and its twin with labels unknown
 DEAD = -1  # the job of a row whose name ended
 # Dead rows are swept out once there are this many and they are a quarter of the table:
 # stepping a few dead rows costs less than a sweep, which moves rows in every state table
 SWEEP_ROWS = 32
 TEMPERATURE, TOP_P, GUIDANCE = range(3)
-
-
-def guided(job: SampleJob) -> bool:
-    """Sampled with classifier-free guidance: each row has a twin with the labels unknown,
-    stepped beside it; the row samples from u + w (c - u) (c its logits, u its twin's,
-    w the request's guidance) and the twin follows with the same character."""
-    return job.labels is not None and any(job.labels) and job.request.guidance != 1
 
 
 @dataclass
@@ -158,7 +130,7 @@ class Batch:
             for i, prefix in enumerate(prefixes):
                 rows[i, : len(prefix)] = torch.tensor(prefix, dtype=torch.long)
             self.arena.ids[base : base + m, : job.longest_prefix] = rows
-        self.needs.update(_needs(job))
+        self.needs.update(needs_of(job))
         twins = guided(job)
         first = len(self.rows)
         ints, floats = self.rows.append(m, job.labels)
@@ -212,7 +184,7 @@ class Batch:
             prefixed = prefixed or age < run.forced
         logp = F.log_softmax(logits, dim=-1)  # under the labels: what a name's logprob sums
         needs = self.needs
-        pairs = _guide(logits, read, guide, guidance) if needs["guided"] else None
+        pairs = guide_logits(logits, read, guide, guidance) if needs["guided"] else None
         if early:  # no end before min_length
             logits[:, 0].masked_fill_(pos < min_len, float("-inf"))
         controls = Controls(
@@ -273,7 +245,7 @@ class Batch:
     def _release(self, handle: int) -> None:
         run = self.jobs.pop(handle)
         self.arena.release(run.base, run.job.n)
-        self.needs.subtract(_needs(run.job))
+        self.needs.subtract(needs_of(run.job))
         self.handles.give_back(handle)
 
     def _results(self, handle: int) -> tuple[list[list[int]], list[float]]:
@@ -281,35 +253,6 @@ class Batch:
         results = self.arena.read(run.base, run.job.n, run.job.request.max_length + 1)
         self._release(handle)
         return results
-
-
-def _guide(
-    logits: torch.Tensor, read: torch.Tensor, guide: torch.Tensor, guidance: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Guided rows' logits become u + w (c - u), in place; returns the guided rows and
-    their twins, in pairs (a row and its twin read the same arena row)."""
-    rows = (guide == GUIDED).nonzero().squeeze_(1)
-    twins = (guide == TWIN).nonzero().squeeze_(1)
-    rows, twins = rows[read[rows].argsort()], twins[read[twins].argsort()]
-    c, u = logits[rows], logits[twins]  # (G, V) each
-    logits.index_copy_(0, rows, torch.lerp(u, c, guidance[rows, None]))
-    return rows, twins
-
-
-def _needs(job: SampleJob) -> list[str]:
-    """The work only some jobs need: prefixes, temperatures other than 0 and 1, greedy
-    rows (temperature 0 in float32), top-k or top-p, guidance."""
-    req = job.request
-    needs = ["prefix"] if job.longest_prefix else []
-    if guided(job):
-        needs.append("guided")
-    if req.temperature not in (0, 1):
-        needs.append("temperature")
-    if torch.tensor(req.temperature, dtype=torch.float32) == 0:
-        needs.append("greedy")
-    if req.top_k is not None or req.top_p is not None:
-        needs.append("filter")
-    return needs
 
 
 @torch.inference_mode()

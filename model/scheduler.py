@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from model.constraints import Direction, rescore
+from model.jobs import SampleJob
 from model.parking import fit_rows, jobs_of
 from model.runs import GenerateRun, ScoreRun, score_piece
-from model.sampling import Batch, SampleJob
+from model.sampling import Batch
 from model.speed import Speed
 
 if TYPE_CHECKING:

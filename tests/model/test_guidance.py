@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from model import WaveNet
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
+from model.jobs import SampleJob
 from model.posterior import infer_labels
 from model.request import GenerateRequest
-from model.sampling import Batch, SampleJob, sample_jobs
+from model.sampling import Batch, sample_jobs
 from tests.model.test_conditioning import conditional
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,9 +8,10 @@ import torch
 
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
+from model.jobs import SampleJob
 from model.request import GenerateRequest
 from model.runs import CHUNK_ROWS, GenerateRun
-from model.sampling import Batch, SampleJob, sample_jobs
+from model.sampling import Batch, sample_jobs
 from model.scheduler import Scheduler
 from tests.model.test_conditioning import conditional
 from tests.model.test_sampling import VOCAB, engine_with_corpus, trained_like

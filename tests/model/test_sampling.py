@@ -13,10 +13,11 @@ from model.checkpoint import Checkpoint
 from model.controls import filter_logits
 from model.engine import Engine
 from model.incremental import IncrementalWaveNet
+from model.jobs import SampleJob
 from model.labels import LabelError, LabelSpace
 from model.request import GenerateRequest
 from model.runs import CHUNK_ROWS, GenerateRun
-from model.sampling import Batch, SampleJob, sample, sample_jobs
+from model.sampling import Batch, sample, sample_jobs
 from model.scheduler import Scheduler
 from model.scoring import score_names
 from tests.model.test_wavenet import OPTION_CONFIGS, option_model
