@@ -136,7 +136,8 @@ _kept: dict[Path, tuple[list[tuple[str, int, int]], Engine]] = {}
 
 def _stamp(directory: Path) -> list[tuple[str, int, int]]:
     """Name, size and change time of each file: a retrained checkpoint is loaded again."""
-    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in directory.iterdir())
+    stats = ((p.name, p.stat()) for p in directory.iterdir())
+    return sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats)
 
 
 def load(checkpoint: str | None, keep: bool = False) -> tuple[Engine, Settings]:

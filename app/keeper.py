@@ -67,23 +67,33 @@ def socket_path() -> Path:
     return folder() / f"{hashlib.sha256(key).hexdigest()[:16]}.sock"
 
 
-def _exchange(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any]:
-    sock.sendall(json.dumps(message).encode())
-    sock.shutdown(socket.SHUT_WR)
+def _keeps(argv: list[str]) -> bool:
+    """A command the keeper runs, while keepers are on."""
+    return keep_seconds() > 0 and bool(argv) and argv[0] in KEPT_COMMANDS
+
+
+def _receive(sock: socket.socket) -> dict[str, Any]:
+    """A JSON message read to its end (the sender shuts its side), at most MAX_MESSAGE."""
     chunks, size = [], 0
     while chunk := sock.recv(1 << 16):
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_MESSAGE:
             raise ValueError("message too large")
-    answer: dict[str, Any] = json.loads(b"".join(chunks))
-    return answer
+    message: dict[str, Any] = json.loads(b"".join(chunks))
+    return message
+
+
+def _exchange(sock: socket.socket, message: dict[str, Any]) -> dict[str, Any]:
+    sock.sendall(json.dumps(message).encode())
+    sock.shutdown(socket.SHUT_WR)
+    return _receive(sock)
 
 
 def ask(argv: list[str]) -> int | None:
     """Run a command in the keeper and print its answer; None when there is no keeper
     (or it went away), and the caller runs the command itself."""
-    if keep_seconds() <= 0 or not argv or argv[0] not in KEPT_COMMANDS:
+    if not _keeps(argv):
         return None
     stdin = sys.stdin.read() if "-" in argv[1:] else None
     try:
@@ -111,7 +121,7 @@ def _checkpoint(argv: list[str]) -> str | None:
 def start(argv: list[str]) -> None:
     """Leave a keeper behind after a command that loaded the model (none if one runs);
     it loads that command's checkpoint before its first answer."""
-    if keep_seconds() <= 0 or not argv or argv[0] not in KEPT_COMMANDS:
+    if not _keeps(argv):
         return
     checkpoint = _checkpoint(argv)
     with contextlib.suppress(OSError):
@@ -185,13 +195,7 @@ def serve(checkpoint: str | None) -> None:
             with conn:
                 conn.settimeout(60)
                 try:
-                    chunks, size = [], 0
-                    while chunk := conn.recv(1 << 16):
-                        chunks.append(chunk)
-                        size += len(chunk)
-                        if size > MAX_MESSAGE:
-                            raise ValueError("message too large")
-                    conn.sendall(json.dumps(_answer(json.loads(b"".join(chunks)))).encode())
+                    conn.sendall(json.dumps(_answer(_receive(conn))).encode())
                 except Exception:  # whatever went wrong, the caller runs the command itself
                     continue
     finally:

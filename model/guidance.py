@@ -5,21 +5,22 @@ character. (The logprob a name gets stays the model's under the labels.)"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import torch
-
-if TYPE_CHECKING:
-    from model.jobs import SampleJob
 
 UNGUIDED, GUIDED, TWIN = range(3)  # a row's GUIDE column: plain, guided, or a twin
 
 
-def guided(job: SampleJob) -> bool:
-    """Sampled with classifier-free guidance: each row has a twin with the labels unknown,
-    stepped beside it; the row samples from u + w (c - u) (c its logits, u its twin's,
-    w the request's guidance) and the twin follows with the same character."""
-    return job.labels is not None and any(job.labels) and job.request.guidance != 1
+def guided(labels: Sequence[int] | None, guidance: float) -> bool:
+    """Names under these label ids (0: unknown) at this weight are sampled with guidance,
+    each row with a twin: some label is known and the weight is not 1."""
+    return labels is not None and any(labels) and guidance != 1
+
+
+def rows_per_name(labels: Sequence[int] | None, guidance: float) -> int:
+    """2 for a guided name (its row and its twin), else 1."""
+    return 2 if guided(labels, guidance) else 1
 
 
 def guide_logits(

@@ -38,7 +38,7 @@ def needs_of(job: SampleJob) -> list[str]:
     rows (temperature 0 in float32), top-k or top-p, guidance."""
     req = job.request
     needs = ["prefix"] if job.longest_prefix else []
-    if guided(job):
+    if guided(job.labels, req.guidance):
         needs.append("guided")
     if req.temperature not in (0, 1):
         needs.append("temperature")

@@ -72,8 +72,9 @@ class RowTable:
             gone = set(dead[len(holes) :])
             movers = torch.tensor([i for i in range(keep, self.live) if i not in gone])
             at = torch.tensor(holes)
-            for table in (self.ints, self.floats, *self.parts):  # index_copy_: half the
-                table.index_copy_(0, at, table.index_select(0, movers))  # time of table[at] =
+            # index_copy_ takes half the time of `table[at] = table[movers]`
+            for table in (self.ints, self.floats, *self.parts):
+                table.index_copy_(0, at, table.index_select(0, movers))
         self.live = keep
         self._views = None
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from model.constraints import Direction, Plan, grown, plan_for, stage_request
+from model.guidance import rows_per_name
 from model.jobs import SampleJob
 from model.request import GeneratedName, GenerateRequest, GenerateResult, StopReason
 from model.scoring import NameScore, score_names
@@ -97,8 +98,7 @@ class GenerateRun(Run):
             field = "ends_with" if req.ends_with else "contains"
             raise ValueError(f"{field} needs a checkpoint with a backward network")
         self.labels = engine.label_ids(req.labels)
-        # a guided name takes two rows, its own and its twin's with the labels unknown
-        self.rows_per_name = 2 if self.labels and any(self.labels) and req.guidance != 1 else 1
+        self.rows_per_name = rows_per_name(self.labels, req.guidance)  # guided: its twin too
         self.units *= self.rows_per_name
         self.plan: Plan | None = None  # at the first job, on the thread that runs the model
         self.seed = (

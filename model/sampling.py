@@ -131,7 +131,7 @@ class Batch:
                 rows[i, : len(prefix)] = torch.tensor(prefix, dtype=torch.long)
             self.arena.ids[base : base + m, : job.longest_prefix] = rows
         self.needs.update(needs_of(job))
-        twins = guided(job)
+        twins = guided(job.labels, req.guidance)
         first = len(self.rows)
         ints, floats = self.rows.append(m, job.labels)
         ints[:, TOKEN] = 0

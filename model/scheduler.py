@@ -272,7 +272,9 @@ class Scheduler:
                     running[id(run)] += size
             runs = [r for r in runs if r.wants_job() and r.size * r.rows_per_name <= room]
         for direction, batch in self.batches():
-            batch.reserve(sum(job.n * 2 for _, _, d, job in new if d == direction))
+            batch.reserve(
+                sum(job.n * run.rows_per_name for run, _, d, job in new if d == direction)
+            )
         for run, index, direction, job in new:
             self._add(run, index, direction, job)
 
