@@ -4,8 +4,11 @@ together, new requests join at the next step, and /score work runs between steps
 pieces of bounded size.
 
 Handlers `submit()` a typed job (`GenerateJob`, `ScoreJob`) and await its future; the
-thread hands results back to the event loop. The loop itself never runs the model, so it
-keeps accepting, refusing and answering requests while the model works.
+thread hands results back to the event loop. The loop itself runs the model only for
+tiny work that finds the thread idle (`INLINE_ROW_STEPS`): handing a request of one name
+to the thread and back cost more than its work (about 1 ms of a 5 ms request), and with
+nothing else running there is nobody to keep waiting. Everything else goes to the thread,
+so the loop keeps accepting, refusing and answering requests while the model works.
 
 Admission is by work, not by count: each job carries an estimate of its row-steps, and a
 job that could not finish within its time limit, given the work already admitted and the
@@ -24,14 +27,14 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from model.engine import Engine, ScoredName
-from model.request import GenerateRequest, GenerateResult
+from app.jobs import Job, Overloaded, TimedOut
+from model.engine import Engine
+from model.request import GenerateRequest
 from model.runs import GenerateRun, ScoreRun
 from model.scheduler import Scheduler
 from model.speed import Speed
@@ -43,66 +46,9 @@ log = logging.getLogger("namegen")
 # large requests slows it down by itself) answers late, up to twice its time limit, and
 # only then gets TimedOut.
 HARD_STOP_S = 10.0  # past its limit, a /generate that never answered gets TimedOut
-
-
-class Overloaded(Exception):
-    """Too much work admitted already: come back in `retry_after` seconds."""
-
-    def __init__(self, retry_after: int = 1) -> None:
-        super().__init__(f"retry after {retry_after}s")
-        self.retry_after = retry_after
-
-
-class TimedOut(Exception):
-    """The job did not finish within its time limit."""
-
-
-class ClientGone(Exception):
-    """The client disconnected before its job ran."""
-
-
-R = TypeVar("R")
-
-
-def _new_future() -> asyncio.Future[Any]:
-    return asyncio.get_running_loop().create_future()
-
-
-@dataclass(eq=False)  # a job is itself, whatever its fields
-class Job(Generic[R]):
-    """Work for the model; `future` gets its result. Made on the event loop."""
-
-    future: asyncio.Future[R] = field(default_factory=_new_future, init=False)
-    timer: asyncio.TimerHandle | None = field(default=None, init=False)
-    run: GenerateRun | ScoreRun | None = field(default=None, init=False)
-
-    def make_run(self, engine: Engine, deadline: float) -> GenerateRun | ScoreRun:
-        raise NotImplementedError
-
-    def fail(self, error: Exception) -> None:
-        """End the job with `error` unless it has ended already; its work is dropped."""
-        if self.run is not None:
-            self.run.cancelled = True
-        if not self.future.done():
-            self.future.set_exception(error)
-
-
-@dataclass(eq=False)
-class GenerateJob(Job[GenerateResult]):
-    request: GenerateRequest
-
-    def make_run(self, engine: Engine, deadline: float) -> GenerateRun:
-        return GenerateRun(engine, self.request, deadline)
-
-
-@dataclass(eq=False)
-class ScoreJob(Job[list[ScoredName]]):
-    names: list[str]  # trimmed, lowercased, in the vocabulary
-    labels: Mapping[str, str | int] | None = None  # known to the checkpoint
-
-    def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
-        # no deadline in the scheduler: a score has no partial answer (see HARD_STOP_S)
-        return ScoreRun(engine, self.names, engine.label_ids(self.labels))
+# Work the event loop runs itself when the thread is idle (row-steps or score positions
+# of all such jobs together): a few names, a few milliseconds at most
+INLINE_ROW_STEPS = 128
 
 
 class BatchingWorker:
@@ -140,6 +86,11 @@ class BatchingWorker:
         self.jobs: set[Job[Any]] = set()  # admitted and not yet released (event loop's)
         self.inbox: list[Job[Any]] = []  # submitted, not yet seen by the thread
         self.wakeup = threading.Condition()
+        self.idle = False  # the thread waits for work (read and set under `wakeup`)
+        # tiny jobs the loop runs itself, with a scheduler of its own (see _run_inline)
+        self.inline: list[Job[Any]] = []
+        self.inline_scheduler = self._new_inline_scheduler()
+        self.inline_enabled = batching
         self.stopping = False
         self.thread: threading.Thread | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -168,6 +119,10 @@ class BatchingWorker:
                 self.scheduler.add(run)
                 while len(self.scheduler):
                     self.scheduler.step(self._set_threads)
+        for _ in range(2):  # and the loop's own scheduler, for tiny jobs
+            self.inline_scheduler.add(GenerateRun(self.engine, GenerateRequest(n=1, seed=0)))
+            while len(self.inline_scheduler):
+                self.inline_scheduler.step()
 
     def _warm_up_runs(self) -> list[GenerateRun | ScoreRun]:
         full = self.scheduler.max_rows or 1024
@@ -211,7 +166,7 @@ class BatchingWorker:
                 shared += min(max(other.seconds - other.seconds_done, 0.0), seconds)
         return shared / self.scheduler.share(score)
 
-    def submit(self, job: Job[R], time_limit_s: float) -> None:
+    def submit(self, job: Job[Any], time_limit_s: float) -> None:
         """Queue a job: `job.future` gets its result. Raises Overloaded when it cannot be
         served in time. The caller awaits the future and then calls `release(job)`,
         whatever happened."""
@@ -222,9 +177,49 @@ class BatchingWorker:
         grace = time_limit_s if isinstance(run, ScoreRun) else HARD_STOP_S
         job.timer = loop.call_later(time_limit_s + grace, job.fail, TimedOut())
         self.jobs.add(job)
+        tiny = self._inline_units() + run.units <= INLINE_ROW_STEPS
+        if self.inline_enabled and self.idle and tiny:
+            self.inline.append(job)
+            if len(self.inline) == 1:  # after the handlers that run now: they may add more
+                loop.call_soon(self._run_inline)
+            return
         with self.wakeup:
             self.inbox.append(job)
             self.wakeup.notify()
+
+    def _inline_units(self) -> float:
+        return sum(job.run.units for job in self.inline if job.run is not None)
+
+    def _new_inline_scheduler(self) -> Scheduler:
+        return Scheduler(self.engine, max_rows=self.scheduler.max_rows, step_s=None)
+
+    def _run_inline(self) -> None:
+        """Run the tiny jobs gathered on the loop, unless the thread got work meanwhile
+        (then it takes them). The thread stays in its wait throughout: only the loop,
+        busy here, hands it work."""
+        jobs, self.inline = self.inline, []
+        with self.wakeup:
+            if not (self.idle and not self.inbox and not self.stopping):
+                self.inbox += jobs
+                self.wakeup.notify()
+                return
+        scheduler, owners = self.inline_scheduler, {}
+        for job in jobs:
+            if job.run is not None and not job.future.done():
+                owners[id(job.run)] = job
+                scheduler.add(job.run)
+        try:
+            while len(scheduler):
+                for run in scheduler.step():
+                    if id(run) in owners:
+                        _resolve(owners.pop(id(run)), run)
+                if scheduler.runs:
+                    self.on_step(len(scheduler.runs))
+        except Exception:  # a bug must not stop the loop; these jobs get a 500
+            log.exception("inline inference step failed")
+            for job in owners.values():
+                job.fail(RuntimeError("inference failed"))
+            self.inline_scheduler = self._new_inline_scheduler()
 
     def release(self, job: Job[Any]) -> None:
         """The caller is done with `job`: unfinished work is dropped."""
@@ -243,7 +238,9 @@ class BatchingWorker:
         while True:
             with self.wakeup:
                 while not (self.inbox or len(scheduler) or self.stopping):
+                    self.idle = True
                     self.wakeup.wait()
+                self.idle = False
                 if self.stopping:
                     return
                 lone = len(self.inbox) == 1 and not len(scheduler)

@@ -8,8 +8,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 
-from app.batching import ClientGone, Job, Overloaded, TimedOut
 from app.errors import BUSY_MESSAGE
+from app.jobs import ClientGone, Job, Overloaded, TimedOut
 from app.service import Service
 
 R = TypeVar("R")

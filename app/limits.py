@@ -9,8 +9,8 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.batching import Overloaded
 from app.errors import BUSY_MESSAGE, error_response
+from app.jobs import Overloaded
 from app.service import Service
 from model.request import GenerateRequest
 from model.runs import generate_work, score_work

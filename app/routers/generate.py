@@ -3,9 +3,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from app.answers import json_answer
-from app.batching import GenerateJob
 from app.deps import ServiceDep, run_job
 from app.errors import FieldErrors
+from app.jobs import GenerateJob
 from app.labels import label_problems
 from app.schemas import ERROR_RESPONSES, GenerateOut
 from app.security import API_KEY_SECURITY

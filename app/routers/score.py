@@ -1,9 +1,9 @@
 from fastapi import APIRouter, Request, Response
 
 from app.answers import json_answer
-from app.batching import ScoreJob
 from app.deps import ServiceDep, run_job
 from app.errors import FieldError, FieldErrors
+from app.jobs import ScoreJob
 from app.labels import label_problems, used_labels
 from app.schemas import ERROR_RESPONSES, ScoreRequest, ScoresOut
 from app.security import API_KEY_SECURITY
