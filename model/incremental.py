@@ -21,7 +21,6 @@ from itertools import accumulate
 import torch
 from torch import Tensor, nn
 
-from model.layers import activate
 from model.wavenet import Level, WaveNet
 
 
@@ -42,8 +41,16 @@ class FoldedLevel:
     gated: bool
 
     def activation(self, h: Tensor) -> Tensor:
-        """The level's output from its pre-activation (B, W) or (W,)."""
-        return activate(h, self.gated)
+        """The level's output from its pre-activation (B, W) or (W,), which it may
+        overwrite. A gated level's gate half comes pre-halved (see `fold`), so that one
+        tanh over the whole of h serves both halves: sigmoid(g) = (1 + tanh(g / 2)) / 2.
+        That is 3 ops instead of 5 and no copy of a strided half (tanh has no vectorised
+        kernel for one), the same values up to rounding."""
+        t = h.tanh_()
+        if not self.gated:
+            return t
+        f, g = t.chunk(2, dim=-1)
+        return torch.addcmul(f, f, g).mul_(0.5)  # tanh(f) * sigmoid(gate)
 
     @property
     def span(self) -> int:
@@ -63,17 +70,32 @@ class FoldedLevel:
         blocks = [w[:, (k - 1 - m) * C : (k - m) * C].t() for m in range(k)]  # offset m*d
         bias = torch.cat([b, b.new_zeros((k - 1) * W)])
         weight = torch.cat(blocks, dim=1).contiguous()
+        if level.gated:  # the gate half of every tap, halved (see `activation`)
+            weight, bias = weight * _gate_halves(W, k), bias * _gate_halves(W, k)
         return cls(weight, bias, k, conv.dilation, W, level.gated)
 
     def pre_activation(self, y: Tensor, ring: Tensor, t: int) -> Tensor:
         """The newest input's part of y (B, k*W) plus the parts of older inputs now due."""
-        W, d = self.width, self.dilation
+        W, d, span = self.width, self.dilation, (self.kernel - 1) * self.dilation
+        if not span:
+            return y
+        if self.kernel == 2:  # the usual case, in fewer ops: one older input, whole
+            slot = t % span  # (t - d) % span too: the older input's slot, reused
+            h = torch.add(y.narrow(1, 0, W), ring.select(1, slot))
+            ring.select(1, slot).copy_(y.narrow(1, W, W))
+            return h
         h = y[:, :W]
-        if self.span:
-            for m in range(1, self.kernel):
-                h = h + ring[:, (t - m * d) % self.span, (m - 1) * W : m * W]
-            ring[:, t % self.span] = y[:, W:]  # this input's parts for later steps
+        for m in range(1, self.kernel):
+            h = h + ring[:, (t - m * d) % span, (m - 1) * W : m * W]
+        ring[:, t % span] = y[:, W:]  # this input's parts for later steps
         return h
+
+
+def _gate_halves(width: int, taps: int) -> Tensor:
+    """1 on the filter half and 0.5 on the gate half of each of `taps` blocks of `width`."""
+    half = torch.ones(width)
+    half[width // 2 :] = 0.5
+    return half.repeat(taps)
 
 
 @dataclass(frozen=True)
@@ -149,7 +171,8 @@ class IncrementalWaveNet:
         weights = []
         for level in model.levels:
             assert isinstance(level, Level) and level.cond is not None
-            weights.append(level.cond.weight)
+            w = level.cond.weight  # (W, D)
+            weights.append(w * _gate_halves(w.shape[0], 1)[:, None] if level.gated else w)
         return torch.cat([*weights, model.head_cond.weight]).detach().t().contiguous()
 
     def _pad_projections(self, conds: list[Tensor] | None) -> list[Tensor]:
@@ -220,9 +243,7 @@ class IncrementalWaveNet:
             h = lvl.pre_activation(y, ring, t)
             if conds is not None:
                 h = h + conds[i]
-            # pre-activations that are fresh tensors take tanh in place (no allocation)
-            fresh = (lvl.span or conds is not None) and not lvl.gated
-            z = h.tanh_() if fresh else lvl.activation(h)
+            z = lvl.activation(h)  # h is a fresh tensor here, free to overwrite
             x = self._combine(x, z)  # without residuals this is just z
             if self.skip:
                 skip = z if skip is None else skip + z
