@@ -101,18 +101,25 @@ def rescore(
 ) -> list[list[float]]:
     """The forward log-probabilities at temperature 1 (/score's figures) of the names that
     jobs of a backward network found, per job its plan, label ids and ids; all in one
-    pass. Names their plan rejects get nan, and no work."""
+    pass. Names their plan rejects get nan, and no work; a name found twice (under the
+    same labels) is scored once: common names come up again and again."""
     rows: list[list[int]] = []
     labels: list[tuple[int, ...]] = []
     where: list[list[int]] = []  # per job, per name: its index in `rows`, or -1
+    seen: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     for plan, ids_labels, ids in jobs:
         places = []
         for row in ids:
             name = row[::-1]
-            places.append(len(rows) if plan.accepts(vocab.decode(name)) else -1)
-            if places[-1] >= 0:
+            if not plan.accepts(vocab.decode(name)):
+                places.append(-1)
+                continue
+            key = (tuple(name), ids_labels or ())
+            if key not in seen:
+                seen[key] = len(rows)
                 rows.append(name)
-                labels.append(ids_labels or ())
+                labels.append(key[1])
+            places.append(seen[key])
         where.append(places)
     conditional = bool(jobs) and jobs[0][1] is not None
     logprobs = logprobs_of_ids(model, rows, labels if conditional else None)
