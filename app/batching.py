@@ -208,6 +208,8 @@ class BatchingWorker:
             if job.run is not None and not job.future.done():
                 owners[id(job.run)] = job
                 scheduler.add(job.run)
+        if any(isinstance(job.run, GenerateRun) for job in owners.values()):
+            self.scheduler.generated_at = time.monotonic()  # for the thread's admission
         try:
             while len(scheduler):
                 for run in scheduler.step():

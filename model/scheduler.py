@@ -14,6 +14,7 @@ of the work done for them (row-steps), for admission.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from model.speed import Speed
 if TYPE_CHECKING:
     from model.engine import Engine
 
+RECENT_S = 1.0  # generate work seen this recently is expected to go on (see `share`)
 UNLIMITED_PIECE = 16_384  # positions of a score piece without a row limit (memory)
 # a job that ended: its run, index, network, ids and log-probabilities
 Ended = tuple[GenerateRun, int, Direction, list[list[int]], list[float]]
@@ -56,12 +58,16 @@ class Scheduler:
         self.max_rows, self.step_s, self.lone_step_s = max_rows, step_s, lone_step_s
         self.batch = Batch(engine.net)  # the forward network's rows
         self.backward = None if engine.backward_net is None else Batch(engine.backward_net)
+        self.batches: list[tuple[Direction, Batch]] = [("forward", self.batch)]
+        if self.backward is not None:
+            self.batches.append(("backward", self.backward))
         self.runs: list[GenerateRun | ScoreRun] = []  # being served, oldest first
         self.waiting: deque[GenerateRun | ScoreRun] = deque()
         # (network, batch handle) of each job running: its run and job index
         self.jobs: dict[tuple[Direction, int], tuple[GenerateRun, int]] = {}
         self.speed = Speed()
         self.generating = self.scoring = 0  # requests of each kind being served
+        self.generated_at = -math.inf  # generate work last seen, here or elsewhere: `share`
         self.turn = 0  # of the score requests, whose piece runs next
         self.score_debt = 0.0  # seconds score work took beyond its share of steps
 
@@ -94,18 +100,12 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self.runs) + len(self.waiting)
 
-    def batches(self) -> list[tuple[Direction, Batch]]:
-        both: list[tuple[Direction, Batch]] = [("forward", self.batch)]
-        return both if self.backward is None else [*both, ("backward", self.backward)]
-
     def rows(self) -> int:
         """Rows running, in every network."""
-        return sum(len(batch) for _, batch in self.batches())
+        return sum(len(batch) for _, batch in self.batches)
 
     def _batch(self, direction: Direction) -> Batch:
-        if direction == "forward" or self.backward is None:
-            return self.batch
-        return self.backward
+        return self.batches[-1][1] if direction == "backward" else self.batch
 
     def add(self, run: GenerateRun | ScoreRun) -> None:
         self.waiting.append(run)
@@ -128,12 +128,12 @@ class Scheduler:
         room = limit - fit_rows(runs, self._batch, self.rows(), limit)
         self._start_jobs(room)
         rows = self.rows()
-        stepped = sum(batch.stepped for _, batch in self.batches())  # dead rows too
+        stepped = sum(batch.stepped for _, batch in self.batches)  # dead rows too
         if before is not None:
             before(rows)
         shares = [(run, self._batch(d).alive(h)) for (d, h), (run, _) in self.jobs.items()]
         ended: list[Ended] = []
-        for direction, batch in self.batches():
+        for direction, batch in self.batches:
             for handle, ids, lps in batch.step():
                 run, index = self.jobs.pop((direction, handle))
                 del run.handles[index]
@@ -155,9 +155,8 @@ class Scheduler:
             for run, alive in shares:  # each its rows' share of the step
                 run.seconds_done += generating * alive / rows
         if scoring:
-            # Score work gets a step's time, or half of it beside generation, on average:
-            # a piece that took longer (a piece holds one name at least) is paid back by
-            # the steps after it, which run none.
+            # Score work gets a step's time, or half of it beside generation, on average: a
+            # longer piece (one name at least) is paid back by the steps after, which run none
             budget = (self.step_seconds() or 0) / (2 if rows else 1)
             seconds = 0.0
             if self.step_s is not None and rows and self.score_debt > 0:
@@ -182,6 +181,7 @@ class Scheduler:
         self.speed.worked = generating
         self.generating = sum(isinstance(run, GenerateRun) for run in self.runs)
         self.scoring = len(self.runs) - self.generating
+        self.generated_at = time.monotonic() if self.generating else self.generated_at
         return finished
 
     def _rescore(self, ended: list[Ended]) -> None:
@@ -204,10 +204,13 @@ class Scheduler:
     def share(self, score: bool) -> float:
         """The share of the time that the model works on generate (or score) requests
         now: each step runs some of both while there is both, and the rest of the time
-        goes to the scheduler itself and waiting for the interpreter."""
+        goes to the scheduler itself and waiting for the interpreter. Light generate
+        requests come and go: one seen in the last RECENT_S counts as there (else scores
+        admitted in a gap between two would be admitted for the whole model)."""
         speed = self.speed
         if score:
-            share = 1 - speed.generate_share if self.generating else 1.0
+            recent = time.monotonic() - self.generated_at < RECENT_S
+            share = 1 - speed.generate_share if self.generating or recent else 1.0
         else:
             share = speed.generate_share if self.scoring else 1.0
         return share * speed.busy
@@ -246,7 +249,7 @@ class Scheduler:
     def _start_jobs(self, room: int) -> None:
         """Start jobs while there is `room` (rows), fewest running rows first, for the
         requests with no job parked."""
-        parked = any(batch.parked for _, batch in self.batches())
+        parked = any(batch.parked for _, batch in self.batches)
         runs = [
             run
             for run in self.runs
@@ -271,7 +274,7 @@ class Scheduler:
                     room -= size
                     running[id(run)] += size
             runs = [r for r in runs if r.wants_job() and r.size * r.rows_per_name <= room]
-        for direction, batch in self.batches():
+        for direction, batch in self.batches:
             batch.reserve(
                 sum(job.n * run.rows_per_name for run, _, d, job in new if d == direction)
             )

@@ -5,6 +5,7 @@ seeded request gets the same names."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -39,8 +40,11 @@ def test_a_lone_tiny_request_runs_on_the_loop_and_a_larger_one_on_the_thread(
     stepping_threads: tuple[TestClient, list[tuple[str, int]]],
 ) -> None:
     client, seen = stepping_threads
+    before = time.monotonic()
     assert client.post("/generate", json={"n": 1, "seed": 3}).status_code == 200
     assert seen and all(name != "inference" for name, _ in seen)
+    # the thread's admission learns that generate work goes on (scores share with it)
+    assert client.app.state.service.worker.scheduler.generated_at >= before  # type: ignore[attr-defined]
     seen.clear()
     assert client.post("/generate", json={"n": 100, "seed": 3}).status_code == 200
     assert seen and all(name == "inference" for name, _ in seen)

@@ -12,7 +12,7 @@ from model.jobs import SampleJob
 from model.request import GenerateRequest
 from model.runs import CHUNK_ROWS, GenerateRun
 from model.sampling import Batch, sample_jobs
-from model.scheduler import Scheduler
+from model.scheduler import RECENT_S, Scheduler
 from tests.model.test_conditioning import conditional
 from tests.model.test_sampling import VOCAB, engine_with_corpus, trained_like
 
@@ -110,3 +110,21 @@ def test_a_lone_request_takes_long_steps_and_parks_when_another_arrives() -> Non
     assert max(rows[4:]) > 3 * limit  # alone again once it is done: its jobs resumed
     assert runs[0].result().names == alone[0].names  # nothing changed by the pause
     assert late.result().names == alone[1].names
+
+
+def test_score_work_counts_on_sharing_with_generate_work_seen_lately() -> None:
+    """Light generate requests come and go between steps: scores admitted in a gap
+    between two are still expected to share the model with them."""
+    engine: Engine = engine_with_corpus(set())
+    scheduler = Scheduler(engine, step_s=0.004)
+    scheduler.speed.generate_share, scheduler.speed.busy = 0.75, 1.0
+    assert scheduler.share(score=True) == 1.0  # no generate work ever seen
+    run = GenerateRun(engine, GenerateRequest(n=1, seed=1))
+    scheduler.add(run)
+    while len(scheduler):
+        scheduler.step()
+    assert scheduler.generating == 0  # gone already, but seen a moment ago
+    busy = scheduler.speed.busy  # (measured by the steps)
+    assert scheduler.share(score=True) == pytest.approx(0.25 * busy)
+    scheduler.generated_at -= 2 * RECENT_S
+    assert scheduler.share(score=True) == pytest.approx(busy)
