@@ -86,7 +86,9 @@ class BatchingWorker:
         self.jobs: set[Job[Any]] = set()  # admitted and not yet released (event loop's)
         self.inbox: list[Job[Any]] = []  # submitted, not yet seen by the thread
         self.wakeup = threading.Condition()
-        self.idle = False  # the thread waits for work (read and set under `wakeup`)
+        # the thread waits for work: set under `wakeup`; `submit` reads it as a hint, which
+        # `_run_inline` checks again under the lock
+        self.idle = False
         # tiny jobs the loop runs itself, with a scheduler of its own (see _run_inline)
         self.inline: list[Job[Any]] = []
         self.inline_scheduler = self._new_inline_scheduler()

@@ -27,12 +27,14 @@ import argparse
 import math
 import time
 from collections import defaultdict
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from model import WaveNet, WaveNetConfig
+from model.checkpoint import read_meta
 from model.scoring import encode_names
 from model.vocab import Vocab
 from training.corpus import load_corpus
@@ -49,6 +51,8 @@ def main() -> None:
     torch.manual_seed(0)
     torch.set_num_threads(2)
     corpus = load_corpus(REPO / "data" / "babynames.csv.gz")
+    shipped = read_meta(REPO / "checkpoints" / "default")
+    vocab = Vocab(shipped["vocab"])
     assert corpus.labels is not None
     decades = sorted({int(decade) for _, (_, decade), _ in corpus.labels.rows})
     births: dict[str, list[float]] = defaultdict(lambda: [0.0] * (2 + len(decades)))
@@ -56,7 +60,6 @@ def main() -> None:
         b = births[name]
         b[0 if sex == "F" else 1] += count
         b[2 + decades.index(int(decade))] += count
-    vocab = Vocab(".abcdefghijklmnopqrstuvwxyz")
 
     def encode(names: list[str]) -> Data:
         x, y, n = encode_names(vocab, names)
@@ -64,16 +67,7 @@ def main() -> None:
         return x, y, n, t[:, 0] / t[:, :2].sum(1), t[:, 2:] / t[:, 2:].sum(1, keepdim=True)
 
     train, val, test = (encode(part) for part in split_names(corpus.names, 42))
-    config = WaveNetConfig(
-        n_embd=32,
-        n_hidden=128,
-        kernel_sizes=(2, 2, 2, 2),
-        gated=True,
-        residual=True,
-        skip=True,
-        head_hidden=128,
-        dropout=0.1,
-    )
+    config = replace(WaveNetConfig.from_dict(shipped["model_config"]), label_sizes=())
     model = WaveNet(config)
     features: dict[str, Tensor] = {}
     model.lm_head.register_forward_hook(lambda m, i, o: features.__setitem__("h", i[0]))

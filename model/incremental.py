@@ -71,12 +71,13 @@ class FoldedLevel:
         bias = torch.cat([b, b.new_zeros((k - 1) * W)])
         weight = torch.cat(blocks, dim=1).contiguous()
         if level.gated:  # the gate half of every tap, halved (see `activation`)
-            weight, bias = weight * _gate_halves(W, k), bias * _gate_halves(W, k)
+            halves = _gate_halves(W, k)
+            weight, bias = weight * halves, bias * halves
         return cls(weight, bias, k, conv.dilation, W, level.gated)
 
     def pre_activation(self, y: Tensor, ring: Tensor, t: int) -> Tensor:
         """The newest input's part of y (B, k*W) plus the parts of older inputs now due."""
-        W, d, span = self.width, self.dilation, (self.kernel - 1) * self.dilation
+        W, d, span = self.width, self.dilation, self.span
         if not span:
             return y
         if self.kernel == 2:  # the usual case, in fewer ops: one older input, whole
