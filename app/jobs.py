@@ -71,3 +71,16 @@ class ScoreJob(Job[list[ScoredName]]):
     def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
         # no deadline in the scheduler: a score has no partial answer (see HARD_STOP_S)
         return ScoreRun(engine, self.names, engine.label_ids(self.labels))
+
+
+@dataclass(eq=False)
+class InferJob(Job[list[ScoredName]]):
+    """Every name scored under every label set (model/posterior.py's scored_sets): score
+    work like any other, admitted by its size and run in pieces between steps."""
+
+    names: list[str]  # trimmed, lowercased, in the vocabulary
+    sets: list[tuple[int, ...]]  # label ids of a conditional checkpoint
+
+    def make_run(self, engine: Engine, deadline: float) -> ScoreRun:
+        names = [name for name in self.names for _ in self.sets]
+        return ScoreRun(engine, names, per_name=self.sets * len(self.names))

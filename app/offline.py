@@ -140,8 +140,8 @@ def score(
 
 
 def infer(engine: Engine, settings: Settings, names: list[str]) -> InferOut:
-    # the router's own chunk size and decade rule (it imports FastAPI: infer only)
-    from app.routers.infer import CHUNK_ROWS, DECADE
+    # the router's own answer (it imports FastAPI: infer only)
+    from app.routers.infer import infer_out
     from model.posterior import infer_labels
 
     space = engine.checkpoint.labels
@@ -155,32 +155,4 @@ def infer(engine: Engine, settings: Settings, names: list[str]) -> InferOut:
     if problems:
         raise Refused(problems)
     use_threads(settings, len(body.names))
-    found = infer_labels(engine.model, engine.vocab, space, body.names, chunk=CHUNK_ROWS)
-    return InferOut.model_validate(
-        {
-            "results": [
-                {
-                    "name": p.name,
-                    "labels": {
-                        column: {
-                            "probs": c.probs,
-                            "best": c.best,
-                            "expected": c.expected,
-                            "expected_year": (
-                                c.expected + 5
-                                if column == DECADE and c.expected is not None
-                                else None
-                            ),
-                        }
-                        for column, c in p.columns.items()
-                    },
-                    "logprob": p.logprob,
-                    "in_corpus": p.name in engine.corpus_names,
-                }
-                for p in found
-            ],
-            "prior": space.prior,
-            "temperature": space.temperature,
-            "calibrated": "calibration" in engine.checkpoint.meta,
-        }
-    )
+    return infer_out(engine, infer_labels(engine.model, engine.vocab, space, body.names))

@@ -109,25 +109,29 @@ def label_logprobs(
     return out
 
 
-def infer_labels(
-    model: WaveNet,
-    vocab: Vocab,
+def scored_sets(
+    space: LabelSpace, prior: PriorKind | None = None, max_joint: int = MAX_JOINT
+) -> tuple[Hypotheses, Tensor]:
+    """The hypotheses of `space` (its calibrated prior kind by default), and the label
+    sets (K + 1, L) every name is scored under: each hypothesis's, then all unknown (the
+    name's own log-probability)."""
+    hyp = Hypotheses.of(space, prior or space.prior, max_joint)
+    unknown = torch.zeros(1, len(space.columns), dtype=torch.long)
+    return hyp, torch.cat([hyp.sets, unknown])
+
+
+def posteriors(
     space: LabelSpace,
+    hyp: Hypotheses,
     names: Sequence[str],
-    *,
+    logp: Tensor,
     temperature: float | None = None,
-    prior: PriorKind | None = None,
-    max_joint: int = MAX_JOINT,
-    chunk: int = 4096,
 ) -> list[NamePosterior]:
-    """The posterior of every label column for each name, in input order. temperature
-    and prior default to the space's calibration. Raises UnknownCharacterError."""
+    """Each name's posterior from logp (N, K + 1), its log P(name | set) under the sets
+    of `scored_sets`; temperature defaults to the space's calibration."""
     tau = space.temperature if temperature is None else temperature
     if not tau > 0:
         raise ValueError(f"temperature must be > 0, got {tau}")
-    hyp = Hypotheses.of(space, prior or space.prior, max_joint)
-    unknown = torch.zeros(1, len(space.columns), dtype=torch.long)
-    logp = label_logprobs(model, vocab, names, torch.cat([hyp.sets, unknown]), chunk)
     columns = [p.tolist() for p in hyp.posterior(logp[:, :-1], tau)]
     out = []
     for i, name in enumerate(names):
@@ -143,6 +147,25 @@ def infer_labels(
             )
         out.append(NamePosterior(name, found, float(logp[i, -1])))
     return out
+
+
+def infer_labels(
+    model: WaveNet,
+    vocab: Vocab,
+    space: LabelSpace,
+    names: Sequence[str],
+    *,
+    temperature: float | None = None,
+    prior: PriorKind | None = None,
+    max_joint: int = MAX_JOINT,
+    chunk: int = 4096,
+) -> list[NamePosterior]:
+    """The posterior of every label column for each name, in input order, in one
+    process (the service runs the same scoring through its scheduler). temperature and
+    prior default to the space's calibration. Raises UnknownCharacterError."""
+    hyp, sets = scored_sets(space, prior, max_joint)
+    logp = label_logprobs(model, vocab, names, sets, chunk)
+    return posteriors(space, hyp, names, logp, temperature)
 
 
 def fit_temperature(

@@ -217,9 +217,19 @@ class ScoreRun(Run):
         names: Sequence[str],
         labels: tuple[int, ...] | None = None,
         deadline: float | None = None,
+        per_name: Sequence[tuple[int, ...]] | None = None,
     ) -> None:
+        """labels: the label ids every name is scored under, or per_name: each name's
+        (a conditional model only; None: unknown)."""
         super().__init__(score_work(names), deadline)
-        self.engine, self.names, self.labels = engine, list(names), labels
+        self.engine, self.names = engine, list(names)
+        self.labels: list[tuple[int, ...]] | None = None  # each name's
+        if per_name is not None:
+            self.labels = list(per_name)
+            if len(self.labels) != len(names):
+                raise ValueError(f"{len(self.labels)} label sets for {len(names)} names")
+        elif labels is not None:
+            self.labels = [labels] * len(names)
         self.scores: list[NameScore] = []
         self.handed = 0  # names handed out to be scored
 
@@ -265,8 +275,13 @@ def score_piece(engine: Engine, runs: list[ScoreRun], positions: int, turn: int)
         return 0
     names = [n for _, part in pieces for n in part]
     labels: list[tuple[int, ...]] | None = None
-    if pieces[0][0].labels is not None:  # a conditional model: every run has them
-        labels = [run.labels or () for run, part in pieces for _ in part]
+    if any(run.labels is not None for run, _ in pieces):  # a conditional model
+        unknown = (0,) * len(engine.model.config.label_sizes)
+        labels = [
+            run.labels[run.handed - len(part) + i] if run.labels is not None else unknown
+            for run, part in pieces
+            for i in range(len(part))
+        ]
     started = time.perf_counter()
     scores = score_names(engine.model, engine.vocab, names, labels, len(names))
     seconds = time.perf_counter() - started

@@ -17,15 +17,16 @@ from model.wavenet import IGNORE_INDEX, WaveNet
 def encode_names(vocab: Vocab, names: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
     """Rows x = [., c1 .. cn] and y = [c1 .. cn, .], right-padded (x with 0, y with
     IGNORE_INDEX) to the longest name; and the lengths n. Raises UnknownCharacterError."""
-    longest = max((len(n) for n in names), default=0)
+    lengths = torch.tensor([len(n) for n in names], dtype=torch.long)  # (N,)
+    longest = int(lengths.max()) if len(names) else 0
+    ids = torch.tensor([i for name in names for i in vocab.encode(name)], dtype=torch.long)
+    inside = torch.arange(longest + 1) < lengths[:, None]  # (N, T): a name's characters
     x = torch.zeros(len(names), longest + 1, dtype=torch.long)
+    x[:, 1:][inside[:, :-1]] = ids  # row-major: each name's ids in order
     y = torch.full((len(names), longest + 1), IGNORE_INDEX, dtype=torch.long)
-    for i, name in enumerate(names):
-        ids = torch.tensor(vocab.encode(name), dtype=torch.long)
-        x[i, 1 : len(ids) + 1] = ids
-        y[i, : len(ids)] = ids
-        y[i, len(ids)] = 0
-    return x, y, torch.tensor([len(n) for n in names], dtype=torch.long)
+    y[inside] = ids
+    y[torch.arange(len(names)), lengths] = 0  # the end
+    return x, y, lengths
 
 
 @dataclass(frozen=True)

@@ -1,33 +1,26 @@
 """Labels from names: the posterior of every label column of a conditional checkpoint, by
 Bayes' rule over the model (model/posterior.py), with the prior and temperature that
-training calibrated on validation names."""
+training calibrated on validation names. The scoring behind it (every name under every
+label set) is score work for the inference worker: admitted by its size (429 at once
+when it cannot be done in time) and run in pieces between other requests' steps."""
 
-from fastapi import APIRouter, HTTPException, Response
-from starlette.concurrency import run_in_threadpool
+import torch
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from app.answers import json_response
-from app.deps import ServiceDep
+from app.deps import ServiceDep, run_job
 from app.errors import FieldErrors
+from app.jobs import InferJob
 from app.labels import NO_LABELS
 from app.routers.score import name_problems
 from app.schemas import ERROR_RESPONSES, ErrorOut, InferOut, InferRequest
 from app.security import API_KEY_SECURITY
-from app.service import Service
-from model.labels import LabelSpace
-from model.posterior import NamePosterior, infer_labels
+from model.engine import Engine
+from model.posterior import NamePosterior, posteriors, scored_sets
 
 router = APIRouter(tags=["names"])
 
-# Rows (names x label sets) per forward pass: bounds the memory of one request's work.
-CHUNK_ROWS = 4096
 DECADE = "decade"  # a decade column's values are its first years: the mean year is + 5
-
-
-def infer(service: Service, names: list[str], space: LabelSpace) -> list[NamePosterior]:
-    # Until the inference worker takes these jobs: straight on the model, in the
-    # threadpool, in chunks of CHUNK_ROWS rows.
-    engine = service.engine
-    return infer_labels(engine.model, engine.vocab, space, names, chunk=CHUNK_ROWS)
 
 
 @router.post(
@@ -40,7 +33,7 @@ def infer(service: Service, names: list[str], space: LabelSpace) -> list[NamePos
     },
     openapi_extra=API_KEY_SECURITY,
 )
-async def infer_route(body: InferRequest, service: ServiceDep) -> Response:
+async def infer_route(body: InferRequest, service: ServiceDep, request: Request) -> Response:
     """For each name (trimmed and lowercased), the probability of every value of every
     label column (P(sex), P(decade)), the most likely value, an ordinal column's expected
     value, and the name's log-probability with its labels unknown: how much the model
@@ -52,8 +45,19 @@ async def infer_route(body: InferRequest, service: ServiceDep) -> Response:
     problems = name_problems(service, names)
     if problems:
         raise FieldErrors(problems)
-    found = await run_in_threadpool(infer, service, names, space)
-    out = InferOut.model_validate(
+    hyp, sets = scored_sets(space)
+    job = InferJob(names, [tuple(ids) for ids in sets.tolist()])
+    scored = await run_job(service, request, job)
+    logp = torch.tensor([s.score.logprob for s in scored]).view(len(names), len(sets))
+    found = posteriors(space, hyp, names, logp)
+    return json_response(infer_out(engine, found))
+
+
+def infer_out(engine: Engine, found: list[NamePosterior]) -> InferOut:
+    """The answer to /infer (and to `namegen infer`) for these posteriors."""
+    space = engine.checkpoint.labels
+    assert space is not None
+    return InferOut.model_validate(
         {
             "results": [
                 {
@@ -81,4 +85,3 @@ async def infer_route(body: InferRequest, service: ServiceDep) -> Response:
             "calibrated": "calibration" in engine.checkpoint.meta,
         }
     )
-    return json_response(out)

@@ -113,6 +113,35 @@ def test_large_scores_run_in_pieces_between_steps(base: str) -> None:
     asyncio.run(scenario())
 
 
+def test_large_infers_run_in_pieces_between_steps(base: str) -> None:
+    # every name under the 28 (sex, decade) sets and unknown: 8,700 rows a request
+    names = [f"{a}{b}abelleanne" for a in "abcdefghijklmnopqrstuvwxyz" for b in "aeiou"] * 3
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+            flood = [
+                asyncio.ensure_future(timed(client, "/infer", {"names": names[:300]}))
+                for _ in range(4)
+            ]
+            await asyncio.sleep(0.2)
+            lights = []
+            for i in range(5):
+                done, response = await timed(client, "/generate", {"n": 1, "seed": i})
+                assert response.status_code == 200
+                lights.append(done)
+            finished = await asyncio.gather(*flood)
+            inferred = [r for _, r in finished if r.status_code == 200]
+            assert {r.status_code for _, r in finished} <= {200, 429} and inferred
+            assert max(lights) < max(done for done, r in finished if r.status_code == 200)
+            results = inferred[0].json()["results"]
+            assert len(results) == 300
+            for result in results[:50]:
+                for column in result["labels"].values():
+                    assert sum(column["probs"].values()) == pytest.approx(1, abs=1e-4)
+
+    asyncio.run(scenario())
+
+
 def test_work_that_cannot_be_served_in_time_is_refused_at_once() -> None:
     # the lighter checkpoint: on the labelled one a loaded 2-core machine can measure a
     # speed at which even one n = 10000 would not fit in 10 s, and refuse them all

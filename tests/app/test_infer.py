@@ -7,10 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.local_server import LocalServer
 from app.main import create_app
 from model.checkpoint import load_checkpoint
 from model.posterior import infer_labels
@@ -145,3 +147,23 @@ def test_openapi_documents_infer(labelled_api: Client) -> None:
     assert spec["components"]["schemas"]["InferRequest"]["examples"]
     responses = spec["paths"]["/infer"]["post"]["responses"]
     assert {"200", "409", "422"} <= set(responses)
+
+
+def test_infer_work_is_admitted_by_its_size() -> None:
+    # every name under every label set is score work: more than fits in the time limit
+    # is refused at once with 429, like a /score of that size, and counted
+    env = {
+        "NAMEGEN_CHECKPOINT": str(CHECKPOINT),
+        "NAMEGEN_MAX_SCORE_NAMES": "1000",
+        "NAMEGEN_REQUEST_TIMEOUT_S": "2",
+    }
+    with LocalServer(env) as server:
+        small = httpx.post(f"{server.base}/infer", json={"names": ["emma", "noah"]}, timeout=30)
+        assert small.status_code == 200  # and the server has measured its speed
+        names = ["abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl"] * 1000
+        r = httpx.post(f"{server.base}/infer", json={"names": names}, timeout=30)
+        assert r.status_code == 429, r.text[:200]
+        assert int(r.headers["retry-after"]) >= 1
+        assert r.elapsed.total_seconds() < 1.5  # at once, not after its 2 s
+        metrics = httpx.get(f"{server.base}/metrics").text
+        assert "namegen_rejected_total 1.0" in metrics
