@@ -277,11 +277,10 @@ def score_piece(engine: Engine, runs: list[ScoreRun], positions: int, turn: int)
     labels: list[tuple[int, ...]] | None = None
     if any(run.labels is not None for run, _ in pieces):  # a conditional model
         unknown = (0,) * len(engine.model.config.label_sizes)
-        labels = [
-            run.labels[run.handed - len(part) + i] if run.labels is not None else unknown
-            for run, part in pieces
-            for i in range(len(part))
-        ]
+        labels = []
+        for run, part in pieces:  # the part is the names just handed out
+            given = run.labels[run.handed - len(part) : run.handed] if run.labels else None
+            labels += given or [unknown] * len(part)
     started = time.perf_counter()
     scores = score_names(engine.model, engine.vocab, names, labels, len(names))
     seconds = time.perf_counter() - started

@@ -18,15 +18,21 @@ def encode_names(vocab: Vocab, names: Sequence[str]) -> tuple[Tensor, Tensor, Te
     """Rows x = [., c1 .. cn] and y = [c1 .. cn, .], right-padded (x with 0, y with
     IGNORE_INDEX) to the longest name; and the lengths n. Raises UnknownCharacterError."""
     lengths = torch.tensor([len(n) for n in names], dtype=torch.long)  # (N,)
-    longest = int(lengths.max()) if len(names) else 0
     ids = torch.tensor([i for name in names for i in vocab.encode(name)], dtype=torch.long)
+    return (*padded_rows(ids, lengths), lengths)
+
+
+def padded_rows(ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    """encode_names' x and y (N, longest + 1) of names given as their ids one after
+    another (sum of lengths,) and their lengths (N,)."""
+    longest = int(lengths.max()) if len(lengths) else 0
     inside = torch.arange(longest + 1) < lengths[:, None]  # (N, T): a name's characters
-    x = torch.zeros(len(names), longest + 1, dtype=torch.long)
+    x = torch.zeros(len(lengths), longest + 1, dtype=torch.long)
     x[:, 1:][inside[:, :-1]] = ids  # row-major: each name's ids in order
-    y = torch.full((len(names), longest + 1), IGNORE_INDEX, dtype=torch.long)
+    y = torch.full((len(lengths), longest + 1), IGNORE_INDEX, dtype=torch.long)
     y[inside] = ids
-    y[torch.arange(len(names)), lengths] = 0  # the end
-    return x, y, lengths
+    y[torch.arange(len(lengths)), lengths] = 0  # the end
+    return x, y
 
 
 @dataclass(frozen=True)
@@ -95,14 +101,8 @@ def logprobs_of_ids(
     order = torch.argsort(lengths, stable=True)
     for part in torch.split(order, chunk):
         n = lengths[part]
-        T = int(n.max()) + 1
-        which = torch.repeat_interleave(torch.arange(len(part)), n)
         col = torch.arange(int(n.sum())) - torch.repeat_interleave(torch.cumsum(n, 0) - n, n)
-        ids = flat[torch.repeat_interleave(starts[part], n) + col]
-        x = torch.zeros(len(part), T, dtype=torch.long)
-        y = torch.full((len(part), T), IGNORE_INDEX, dtype=torch.long)
-        x[which, col + 1], y[which, col] = ids, ids
-        y[torch.arange(len(part)), n] = 0
+        x, y = padded_rows(flat[torch.repeat_interleave(starts[part], n) + col], n)
         given = None if labels is None else torch.tensor([labels[i] for i in part.tolist()])
         logits, _ = model(x.to(device), labels=None if given is None else given.to(device))
         out[part] = char_logprobs(logits, y.to(device)).sum(dim=-1).cpu()

@@ -89,57 +89,47 @@ def test_seeded_requests_keep_their_names_under_load(base: str) -> None:
     assert [s["logprob"] for s in scores] == pytest.approx([lp for _, lp in alone[0]], abs=1e-4)
 
 
-def test_large_scores_run_in_pieces_between_steps(base: str) -> None:
-    names = ["abcdefghijklmnopqrstuvwxyz" * 2 + "abcdefghijkl"] * 1000  # 64 characters
+def flood_with_lights(
+    base: str, path: str, body: dict[str, Any], heavy: int
+) -> list[httpx.Response]:
+    """`heavy` concurrent requests of `body` to `path`, and five n = 1 /generate sent one
+    after another while they run, all 200: the heavy ones are 200 or 429, some 200, the
+    last of those finishing after every light one. Returns the heavy ones served."""
 
-    async def scenario() -> None:
+    async def scenario() -> tuple[list[float], list[httpx.Response]]:
         async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            flood = [
-                asyncio.ensure_future(timed(client, "/score", {"names": names})) for _ in range(6)
-            ]
+            flood = [asyncio.ensure_future(timed(client, path, body)) for _ in range(heavy)]
             await asyncio.sleep(0.2)
             lights = []
             for i in range(5):
                 done, response = await timed(client, "/generate", {"n": 1, "seed": i})
                 assert response.status_code == 200
                 lights.append(done)
-            finished = await asyncio.gather(*flood)
-            scored = [r for _, r in finished if r.status_code == 200]
-            assert {r.status_code for _, r in finished} <= {200, 429} and scored
-            assert max(lights) < max(done for done, r in finished if r.status_code == 200)
-            first = scored[0].json()["scores"]
-            assert len(first) == 1000 and len({s["logprob"] for s in first}) == 1
+            return lights, list(await asyncio.gather(*flood))
 
-    asyncio.run(scenario())
+    lights, finished = asyncio.run(scenario())
+    served = [r for _, r in finished if r.status_code == 200]
+    assert {r.status_code for _, r in finished} <= {200, 429} and served
+    assert max(lights) < max(done for done, r in finished if r.status_code == 200)
+    return served
+
+
+def test_large_scores_run_in_pieces_between_steps(base: str) -> None:
+    names = ["abcdefghijklmnopqrstuvwxyz" * 2 + "abcdefghijkl"] * 1000  # 64 characters
+    scored = flood_with_lights(base, "/score", {"names": names}, heavy=6)
+    first = scored[0].json()["scores"]
+    assert len(first) == 1000 and len({s["logprob"] for s in first}) == 1
 
 
 def test_large_infers_run_in_pieces_between_steps(base: str) -> None:
     # every name under the 28 (sex, decade) sets and unknown: 8,700 rows a request
     names = [f"{a}{b}abelleanne" for a in "abcdefghijklmnopqrstuvwxyz" for b in "aeiou"] * 3
-
-    async def scenario() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-            flood = [
-                asyncio.ensure_future(timed(client, "/infer", {"names": names[:300]}))
-                for _ in range(4)
-            ]
-            await asyncio.sleep(0.2)
-            lights = []
-            for i in range(5):
-                done, response = await timed(client, "/generate", {"n": 1, "seed": i})
-                assert response.status_code == 200
-                lights.append(done)
-            finished = await asyncio.gather(*flood)
-            inferred = [r for _, r in finished if r.status_code == 200]
-            assert {r.status_code for _, r in finished} <= {200, 429} and inferred
-            assert max(lights) < max(done for done, r in finished if r.status_code == 200)
-            results = inferred[0].json()["results"]
-            assert len(results) == 300
-            for result in results[:50]:
-                for column in result["labels"].values():
-                    assert sum(column["probs"].values()) == pytest.approx(1, abs=1e-4)
-
-    asyncio.run(scenario())
+    inferred = flood_with_lights(base, "/infer", {"names": names[:300]}, heavy=4)
+    results = inferred[0].json()["results"]
+    assert len(results) == 300
+    for result in results[:50]:
+        for column in result["labels"].values():
+            assert sum(column["probs"].values()) == pytest.approx(1, abs=1e-4)
 
 
 def test_work_that_cannot_be_served_in_time_is_refused_at_once() -> None:
